@@ -1,0 +1,9 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY heimdall ./heimdall
+COPY models ./models
+RUN pip install --no-cache-dir . && useradd --create-home heimdall
+USER heimdall
+ENV HEIMDALL_MODELS_DIR=/app/models
+CMD ["heimdall", "worker"]

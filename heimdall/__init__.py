@@ -1,0 +1,3 @@
+"""Heimdall: localize radio transmitters from multi-receiver SDR IQ recordings."""
+
+__version__ = "0.1.0"

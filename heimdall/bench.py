@@ -1,0 +1,404 @@
+"""``heimdall bench``: compute limit vs fleet throughput, latency at half load, cost scaling.
+
+Standard job (DESIGN §9): the 7-station reference network, 10 000 cf32 samples per receiver
+at 50 kHz. *Compute limit*: in-process Localizers on P processes, no Redis. *Fleet*: one
+worker node of P prefork children behind Redis, a producer and a pub/sub reader on the same
+machine (they share its cores; that is part of what the fleet costs here).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from heimdall.client import Producer, ResultFeed
+from heimdall.config import Settings, get_settings
+from heimdall.console import Progress, format_table
+from heimdall.inference.localizer import Localizer
+from heimdall.redis_server import PrivateRedis, reachable
+from heimdall.schemas.job import IQJob
+from heimdall.sim import ScenarioGenerator, SimConfig
+from heimdall.workers.process import WorkerProcess
+
+_pool_jobs: list[tuple[IQJob, dict[int, bytes]]] = []
+_pool_localizer: Localizer | None = None
+
+
+def standard_jobs(
+    n: int, seed: int, receivers: int | None = None, num_samples: int = 10_000
+) -> list[IQJob]:
+    """``n`` standard jobs (fresh job ids), or ``receivers`` random stations when given."""
+    if receivers is None:
+        cfg = SimConfig(network="reference", missing_probability=0.0, num_samples=num_samples)
+    else:
+        cfg = SimConfig(
+            network="random",
+            random_receivers=(receivers, receivers),
+            missing_probability=0.0,
+            num_samples=num_samples,
+        )
+    gen = ScenarioGenerator(cfg, seed=seed)
+    progress = Progress(n, "simulate")
+    jobs = []
+    for i in range(n):
+        jobs.append(gen.next().to_job(job_id=str(uuid.uuid4())))
+        progress.update(i + 1)
+    return jobs
+
+
+def by_reference(job: IQJob) -> tuple[IQJob, dict[int, bytes]]:
+    """The job as a worker sees it after fetching blobs: ``iq_ref`` captures plus payloads."""
+    payloads = {i: r.inline_bytes() for i, r in enumerate(job.receivers)}
+    receivers = [
+        r.model_copy(update={"iq_b64": None, "iq_ref": f"bench:{job.job_id}:{i}"})
+        for i, r in enumerate(job.receivers)
+    ]
+    return job.model_copy(update={"receivers": receivers}), payloads
+
+
+def _init_pool(model_dir: str) -> None:
+    global _pool_localizer
+    _pool_localizer = Localizer(model_dir)
+
+
+def _run_one(index: int) -> dict:
+    job, payloads = _pool_jobs[index]
+    r = _pool_localizer.localize(job, payloads)
+    return {"status": r.status, **r.timings_ms.model_dump()}
+
+
+def compute_limit(jobs: list[IQJob], processes: int, model_dir: Path) -> dict:
+    """Jobs/s of in-process Localizers on ``processes`` processes (fork, no Redis)."""
+    global _pool_jobs
+    _pool_jobs = [by_reference(j) for j in jobs]
+    with mp.get_context("fork").Pool(processes, _init_pool, (str(model_dir),)) as pool:
+        pool.map(_run_one, range(min(len(jobs), 4 * processes)))  # warm-up
+        started = time.perf_counter()
+        rows = pool.map(_run_one, range(len(jobs)), chunksize=4)
+        elapsed_s = time.perf_counter() - started
+    _pool_jobs = []
+    return {
+        "processes": processes,
+        "jobs": len(jobs),
+        "seconds": elapsed_s,
+        "jobs_per_s": len(jobs) / elapsed_s,
+        "failed": sum(r["status"] != "ok" for r in rows),
+        "stage_ms_median": {
+            k: statistics.median(r[k] for r in rows) for k in ("features", "inference", "total")
+        },
+    }
+
+
+class ResultClock:
+    """Receipt time of every result heard on pub/sub, from a background thread."""
+
+    def __init__(self, feed: ResultFeed) -> None:
+        self.feed = feed
+        self.pubsub = feed.open_subscription()
+        self.received: dict[str, tuple[float, object]] = {}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for result in self.feed.listen(self.pubsub, timeout_s=0.5):
+                self.received[result.job_id] = (time.time(), result)
+                if self._stop.is_set():
+                    break
+
+    def wait_for(self, job_ids: set[str], timeout_s: float, label: str) -> None:
+        progress = Progress(len(job_ids), label)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            done = len(job_ids & self.received.keys())
+            progress.update(done)
+            if done == len(job_ids):
+                return
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+        self.pubsub.close()
+
+
+def _percentiles(values: list[float]) -> dict:
+    a = np.asarray(values)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+    }
+
+
+def fleet(
+    jobs: list[IQJob],
+    latency_jobs: list[IQJob],
+    processes: int,
+    settings: Settings,
+    rate_fraction: float,
+    log_dir: Path,
+    timeout_s: float = 600.0,
+) -> dict:
+    """Saturated throughput, then open-loop latency at ``rate_fraction`` of it."""
+    env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
+    producer = Producer(settings)
+    with WorkerProcess(settings, processes, env, log_path=log_dir / "worker.log"):
+        clock = ResultClock(ResultFeed(settings))
+        try:
+            warm = standard_jobs(4 * processes, seed=1)
+            producer.submit_many(warm)
+            clock.wait_for({j.job_id for j in warm}, 120, "warm-up")
+
+            started = time.time()
+            handles = producer.submit_many(jobs)
+            submitted_s = time.time() - started
+            ids = {h.job_id for h in handles}
+            clock.wait_for(ids, timeout_s, "saturated")
+            finished = max(t for j, (t, _) in clock.received.items() if j in ids)
+            saturated = {
+                "jobs": len(jobs),
+                "results": len(ids & clock.received.keys()),
+                "seconds": finished - started,
+                "submit_seconds": submitted_s,
+                "jobs_per_s": len(jobs) / (finished - started),
+                "latency_ms": _percentiles(
+                    [
+                        (clock.received[h.job_id][0] - h.submitted_s) * 1e3
+                        for h in handles
+                        if h.job_id in clock.received
+                    ]
+                ),
+            }
+            audit = _audit(producer, settings, [h.job_id for h in handles], clock)
+
+            rate = rate_fraction * saturated["jobs_per_s"]
+            open_loop = _open_loop(producer, clock, latency_jobs, rate, timeout_s)
+            stages = _stage_medians(
+                [clock.received[j.job_id][1] for j in latency_jobs if j.job_id in clock.received]
+            )
+        finally:
+            clock.close()
+    return {
+        "processes": processes,
+        "saturated": saturated,
+        "audit": audit,
+        "half_load": {**open_loop, "stage_ms_median": stages},
+    }
+
+
+def _open_loop(
+    producer: Producer, clock: ResultClock, jobs: list[IQJob], rate_per_s: float, timeout_s: float
+) -> dict:
+    interval_s = 1.0 / rate_per_s
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    progress = Progress(len(jobs), f"half load ({rate_per_s:.1f} jobs/s)")
+    for i, job in enumerate(jobs):
+        delay = start + i * interval_s - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        handle = producer.submit(job)
+        sent[handle.job_id] = handle.submitted_s
+        progress.update(i + 1)
+    clock.wait_for(set(sent), timeout_s, "half-load results")
+    latencies = [(clock.received[j][0] - t) * 1e3 for j, t in sent.items() if j in clock.received]
+    return {
+        "rate_per_s": rate_per_s,
+        "jobs": len(jobs),
+        "results": len(latencies),
+        "latency_ms": _percentiles(latencies),
+    }
+
+
+def _audit(producer: Producer, settings: Settings, job_ids: list[str], clock) -> dict:
+    """Lost, duplicated and failed jobs: from the backend, the stream and the computation count."""
+    r = producer.redis
+    computed = r.mget([settings.job_key(j, "computed") for j in job_ids])
+    counts = [int(c or 0) for c in computed]
+    streamed: dict[str, int] = {}
+    for _, result in ResultFeed(settings).read_stream("0-0"):
+        streamed[result.job_id] = streamed.get(result.job_id, 0) + 1
+    in_backend = sum(producer.app.AsyncResult(j).ready() for j in job_ids)
+    return {
+        "submitted": len(job_ids),
+        "distinct_results_pubsub": len(set(job_ids) & clock.received.keys()),
+        "results_in_backend": in_backend,
+        "results_in_stream": sum(1 for j in job_ids if j in streamed),
+        "lost": len(job_ids) - in_backend,
+        "computed_twice_or_more": sum(c > 1 for c in counts),
+        "never_computed": sum(c == 0 for c in counts),
+        "stream_duplicates": sum(streamed.get(j, 0) > 1 for j in job_ids),
+        "failed": sum(clock.received[j][1].status != "ok" for j in job_ids if j in clock.received),
+    }
+
+
+def _stage_medians(results: list) -> dict:
+    stages = {}
+    for key in ("queue", "fetch", "features", "inference", "total"):
+        values = [
+            getattr(r.timings_ms, key) for r in results if getattr(r.timings_ms, key) is not None
+        ]
+        stages[key] = statistics.median(values) if values else None
+    return stages
+
+
+def scaling(model_dir: Path, repeats: int = 5) -> dict:
+    """Median in-process cost (ms) per job vs receivers and vs samples per receiver."""
+    localizer = Localizer(model_dir)
+
+    def cost(jobs: list[IQJob]) -> dict:
+        runs = [localizer.localize(*by_reference(j)) for j in jobs]
+        ok = [r for r in runs if r.status == "ok"]
+        return (
+            {
+                k: statistics.median(getattr(r.timings_ms, k) for r in ok)
+                for k in ("features", "inference", "total")
+            }
+            if ok
+            else {}
+        )
+
+    receivers = {
+        r: cost(standard_jobs(repeats, seed=300 + r, receivers=r)) for r in (3, 4, 7, 10, 13, 16)
+    }
+    samples = {
+        n: cost(standard_jobs(repeats, seed=400, num_samples=n))
+        for n in (2_000, 10_000, 50_000, 200_000)
+    }
+    return {"receivers": receivers, "samples": samples}
+
+
+def run_bench(
+    jobs: int = 500,
+    processes: int = 2,
+    latency_jobs: int = 200,
+    rate_fraction: float = 0.5,
+    use_configured_redis: bool = False,
+    with_scaling: bool = True,
+    out: Path | None = None,
+) -> dict:
+    base = get_settings()
+    model_dir = base.models_dir / base.default_model
+    standard = standard_jobs(jobs, seed=7)
+    report: dict = {
+        "standard_job": "reference network, 7 receivers, 10 000 cf32 samples @ 50 kHz",
+        "model": base.default_model,
+    }
+    print(f"compute limit: {processes} in-process Localizers", flush=True)
+    report["compute_limit"] = compute_limit(standard, processes, model_dir)
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="heimdall-bench-") as tmp:
+        url = base.redis_url
+        if not (use_configured_redis and reachable(url)):
+            url = stack.enter_context(PrivateRedis()).url
+        settings = Settings(
+            **{**base.model_dump(), "redis_url": url, "key_prefix": f"bench{uuid.uuid4().hex[:6]}"}
+        )
+        print(f"fleet: 1 worker node × {processes} children on Redis {url}", flush=True)
+        report["fleet"] = fleet(
+            standard,
+            standard_jobs(latency_jobs, seed=8),
+            processes,
+            settings,
+            rate_fraction,
+            Path(tmp),
+        )
+    report["fleet_to_compute_ratio"] = (
+        report["fleet"]["saturated"]["jobs_per_s"] / report["compute_limit"]["jobs_per_s"]
+    )
+    if with_scaling:
+        print("scaling: in-process cost vs receivers and samples", flush=True)
+        report["scaling"] = scaling(model_dir)
+    print(bench_tables(report))
+    if out is not None:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def bench_tables(report: dict) -> str:
+    c, f = report["compute_limit"], report["fleet"]
+    sat, half = f["saturated"], f["half_load"]
+    parts = [
+        format_table(
+            ["mode", "processes", "jobs", "jobs/s", "p50 ms", "p95 ms", "p99 ms"],
+            [
+                [
+                    "compute limit (no Redis)",
+                    c["processes"],
+                    c["jobs"],
+                    c["jobs_per_s"],
+                    "",
+                    "",
+                    "",
+                ],
+                [
+                    "fleet, saturated",
+                    f["processes"],
+                    sat["jobs"],
+                    sat["jobs_per_s"],
+                    sat["latency_ms"]["p50"],
+                    sat["latency_ms"]["p95"],
+                    sat["latency_ms"]["p99"],
+                ],
+                [
+                    f"fleet, {half['rate_per_s']:.1f} jobs/s (half load)",
+                    f["processes"],
+                    half["jobs"],
+                    half["rate_per_s"],
+                    half["latency_ms"]["p50"],
+                    half["latency_ms"]["p95"],
+                    half["latency_ms"]["p99"],
+                ],
+            ],
+        )
+    ]
+    parts.append(f"fleet / compute limit = {report['fleet_to_compute_ratio']:.3f}")
+    parts.append(
+        format_table(["audit (saturated run)", "count"], [[k, v] for k, v in f["audit"].items()])
+    )
+    stage = half["stage_ms_median"]
+    parts.append(
+        format_table(
+            ["stage (median ms, half load)", "fleet", "compute limit"],
+            [
+                [k, _num(stage.get(k)), _num(c["stage_ms_median"].get(k))]
+                for k in ("queue", "fetch", "features", "inference", "total")
+            ],
+        )
+    )
+    if "scaling" in report:
+        s = report["scaling"]
+        parts.append(
+            format_table(
+                ["receivers", "features ms", "inference ms", "total ms"],
+                [
+                    [r, _num(v.get("features")), _num(v.get("inference")), _num(v.get("total"))]
+                    for r, v in s["receivers"].items()
+                ],
+            )
+        )
+        parts.append(
+            format_table(
+                ["samples / receiver (7 rx)", "features ms", "inference ms", "total ms"],
+                [
+                    [n, _num(v.get("features")), _num(v.get("inference")), _num(v.get("total"))]
+                    for n, v in s["samples"].items()
+                ],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _num(v) -> str:
+    return "" if v is None else f"{v:.2f}"

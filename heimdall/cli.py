@@ -1,0 +1,357 @@
+"""The ``heimdall`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from heimdall.config import get_settings
+from heimdall.console import Progress, format_table
+
+
+def _model_dir(version: str | None) -> Path:
+    settings = get_settings()
+    return settings.models_dir / (version or settings.default_model)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from heimdall.training.train import TrainConfig, train
+    except ImportError as exc:
+        print(
+            f"heimdall train needs the 'train' extra (pip install -e '.[train]'): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    config = TrainConfig(
+        version=args.version, seed=args.seed, train_jobs=args.jobs, epochs=args.epochs
+    )
+    train(config, Path(args.models_dir) if args.models_dir else get_settings().models_dir)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from heimdall.evaluation import evaluate, record_metrics, summary_table
+
+    model_dir = _model_dir(args.model)
+    for network in args.network:
+        summary = evaluate(model_dir, args.jobs, args.seed, network)
+        print(summary_table(summary))
+        print()
+        if args.record:
+            record_metrics(model_dir, summary)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from heimdall.sim import ScenarioGenerator, SimConfig
+
+    gen = ScenarioGenerator(SimConfig(network=args.network), seed=args.seed)
+    progress = Progress(args.jobs, "simulate")
+    with open(args.out, "w") as fh:
+        for i in range(args.jobs):
+            sc = gen.next()
+            record = {
+                "job": json.loads(sc.to_job(args.datatype).to_json()),
+                "truth": {"lat": sc.true_lat, "lon": sc.true_lon},
+            }
+            fh.write(json.dumps(record) + "\n")
+            progress.update(i + 1)
+    return 0
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    """Localize jobs from a JSON-lines file (``heimdall simulate`` output or bare jobs)."""
+    from heimdall.inference import Localizer
+    from heimdall.report import RESULT_HEADERS, result_row
+
+    localizer = Localizer(_model_dir(args.model))
+    rows = []
+    for job, truth in _read_jobs_file(args.jobs_file):
+        result = localizer.localize(job)
+        rows.append(result_row(result, truth))
+    print(format_table(RESULT_HEADERS, rows))
+    return 0
+
+
+def _read_jobs_file(path: str):
+    """``(job dict, truth or None)`` per line of a JSON-lines file; exits naming a bad line."""
+    with open(path) as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{line_no}: not JSON: {exc}") from exc
+            if not isinstance(record, dict):
+                raise SystemExit(f"{path}:{line_no}: expected a JSON object")
+            truth = record.get("truth")
+            yield record.get("job", record), (truth["lat"], truth["lon"]) if truth else None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from heimdall.tasks.app import app
+
+    settings = get_settings()
+    argv = [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={args.concurrency or settings.concurrency}",
+        f"--queues={','.join(settings.worker_queues())}",
+        "--events",
+        f"--loglevel={args.loglevel}",
+        f"--hostname={args.name}",
+    ]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from heimdall.client import Producer
+
+    producer = Producer()
+    while True:
+        code = _submit_once(args, producer)
+        if code or not args.repeat_every:
+            return code
+        time.sleep(args.repeat_every)
+
+
+def _submit_once(args: argparse.Namespace, producer) -> int:
+    from pydantic import ValidationError
+
+    from heimdall.report import RESULT_HEADERS, result_row
+    from heimdall.schemas import IQJob
+
+    jobs, truths = [], []
+    overrides = {"priority": args.priority, "model": args.model}
+    if args.file:
+        for i, (raw, truth) in enumerate(_read_jobs_file(args.file)):
+            try:
+                jobs.append(IQJob.model_validate({**raw, **overrides}))
+            except ValidationError as exc:
+                from heimdall.inference.failures import validation_message
+
+                print(f"{args.file}: job {i + 1}: {validation_message(exc)}", file=sys.stderr)
+                return 2
+            truths.append(truth)
+    else:
+        from heimdall.sim import ScenarioGenerator, SimConfig
+
+        gen = ScenarioGenerator(SimConfig(network=args.network), seed=args.seed)
+        progress = Progress(args.simulate, "simulate")
+        for i in range(args.simulate):
+            sc = gen.next()
+            jobs.append(sc.to_job(args.datatype, job_id=str(uuid.uuid4()), **overrides))
+            truths.append((sc.true_lat, sc.true_lon))
+            progress.update(i + 1)
+    handles = producer.submit_many(jobs, inline=args.inline)
+    print(f"submitted {len(handles)} jobs to {sorted({h.queue for h in handles})}", flush=True)
+    if not args.wait:
+        for h in handles:
+            print(h.job_id)
+        return 0
+    rows, progress = [], Progress(len(handles), "results")
+    for i, (h, truth) in enumerate(zip(handles, truths, strict=True)):
+        try:
+            result = h.result(timeout_s=args.timeout)
+        except TimeoutError as exc:
+            print(f"{exc}; is a worker running? (heimdall status)", file=sys.stderr)
+            return 1
+        rows.append(result_row(result, truth))
+        progress.update(i + 1)
+    print(format_table(RESULT_HEADERS, rows), flush=True)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from heimdall.client import ResultFeed
+    from heimdall.report import RESULT_HEADERS, result_row
+
+    feed = ResultFeed()
+    widths = [8, 6, 8, 8, 8, 8, 4, 8, 6, 10, 30]
+
+    def show(row: list) -> None:
+        cells = [str(v) for v in row]
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
+
+    show(RESULT_HEADERS)
+    pubsub = feed.open_subscription()  # before replaying, so nothing falls in between
+    if args.from_stream is not None:
+        for _, result in feed.read_stream(args.from_stream):
+            show(result_row(result))
+    try:
+        for result in feed.listen(pubsub):
+            show(result_row(result))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from heimdall.status import fleet_status
+
+    print(fleet_status(get_settings(), timeout_s=args.timeout))
+    return 0
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    import os
+
+    settings = get_settings()
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "heimdall.tasks.app",
+        "flower",
+        f"--port={args.port or settings.flower_port}",
+        f"--address={args.address}",
+        f"--basic-auth={settings.flower_user}:{settings.flower_password}",
+    ]
+    os.execv(sys.executable, argv)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from heimdall.demo import run_demo
+
+    return run_demo(
+        jobs=args.jobs,
+        nodes=args.nodes,
+        concurrency=args.concurrency,
+        network=args.network,
+        seed=args.seed,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from heimdall.bench import run_bench
+
+    report = run_bench(
+        jobs=args.jobs,
+        processes=args.processes,
+        latency_jobs=args.latency_jobs,
+        rate_fraction=args.rate_fraction,
+        use_configured_redis=args.use_configured_redis,
+        with_scaling=not args.no_scaling,
+        out=Path(args.out) if args.out else None,
+    )
+    audit = report["fleet"]["audit"]
+    return 0 if audit["lost"] == 0 and audit["computed_twice_or_more"] == 0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heimdall", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="simulate, train, calibrate and export a model (needs torch)")
+    p.add_argument("--version", default="v1")
+    p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument("--jobs", type=int, default=50_000, help="simulated training jobs")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--models-dir", default=None, help="default: Settings.models_dir")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="model vs RSS baseline on held-out simulated jobs")
+    p.add_argument("--model", default=None, help="model version (default: Settings.default_model)")
+    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=777_001)
+    p.add_argument(
+        "--network", nargs="+", default=["reference"], choices=["reference", "random", "mixed"]
+    )
+    p.add_argument("--record", action="store_true", help="write the figures into the manifest")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("simulate", help="write simulated jobs (with truth) as JSON lines")
+    p.add_argument("--jobs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--network", default="reference", choices=["reference", "random", "mixed"])
+    p.add_argument("--datatype", default="cf32_le", choices=["cf32_le", "ci16_le", "cu8"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("localize", help="localize jobs from a JSON-lines file, in process")
+    p.add_argument("jobs_file")
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=cmd_localize)
+
+    p = sub.add_parser("worker", help="start a worker node (prefork, ONNX session per child)")
+    p.add_argument("--concurrency", type=int, default=None, help="default: cores")
+    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--name", default="heimdall@%h", help="Celery node name (unique per host)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("submit", help="submit simulated jobs, or jobs from a JSON-lines file")
+    p.add_argument("--simulate", type=int, default=10, metavar="N", help="simulated jobs")
+    p.add_argument("--file", default=None, help="JSON lines (heimdall simulate output or jobs)")
+    p.add_argument("--network", default="reference", choices=["reference", "random", "mixed"])
+    p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
+    p.add_argument("--datatype", default="cf32_le", choices=["cf32_le", "ci16_le", "cu8"])
+    p.add_argument("--priority", default="interactive", choices=["interactive", "bulk"])
+    p.add_argument("--model", default="default")
+    p.add_argument("--inline", action="store_true", help="send IQ inline (iq_b64), no blobs")
+    p.add_argument("--wait", action="store_true", help="wait and show the results")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per result with --wait")
+    p.add_argument("--repeat-every", type=float, default=None, metavar="S",
+                   help="submit a new batch every S seconds until stopped")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("watch", help="show results live as a table (pub/sub)")
+    p.add_argument(
+        "--from-stream",
+        nargs="?",
+        const="0-0",
+        default=None,
+        metavar="ID",
+        help="first replay the durable stream after ID (default: from the start)",
+    )
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("status", help="workers, queue depths, stream length")
+    p.add_argument("--timeout", type=float, default=1.0)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("flower", help="Flower with basic auth from Settings")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--address", default="127.0.0.1")
+    p.set_defaults(func=cmd_flower)
+
+    p = sub.add_parser("demo", help="the whole fleet on this machine: Redis, workers, producer")
+    p.add_argument("--jobs", type=int, default=40)
+    p.add_argument("--nodes", type=int, default=1, help="worker nodes (replicas)")
+    p.add_argument("--concurrency", type=int, default=None, help="children per node")
+    p.add_argument("--network", default="reference", choices=["reference", "random", "mixed"])
+    p.add_argument("--seed", type=int, default=2026)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="compute limit vs fleet, latency at half load, scaling")
+    p.add_argument("--jobs", type=int, default=500, help="standard jobs per throughput run")
+    p.add_argument("--processes", type=int, default=2, help="Localizer processes = children")
+    p.add_argument("--latency-jobs", type=int, default=200)
+    p.add_argument("--rate-fraction", type=float, default=0.5, help="of the saturated rate")
+    p.add_argument(
+        "--use-configured-redis",
+        action="store_true",
+        help="use Settings.redis_url instead of a private redis-server",
+    )
+    p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--out", default=None, help="write the figures as JSON")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,6 @@
+"""Producer (``submit``) and consumer (``subscribe``, ``read_stream``) clients of the fleet."""
+
+from heimdall.client.consumer import ResultFeed
+from heimdall.client.producer import JobHandle, Producer
+
+__all__ = ["JobHandle", "Producer", "ResultFeed"]

@@ -1,0 +1,59 @@
+"""Celery configuration built from :class:`Settings` (DESIGN §8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heimdall.config.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery ``conf`` mapping: reliable delivery, JSON only, events for Flower."""
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        "global_keyprefix": f"{settings.key_prefix}:",
+    }
+    return {
+        "broker_url": settings.broker,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": dict(transport),
+        "result_backend_transport_options": dict(transport),
+        "broker_connection_retry_on_startup": True,
+        # Serialization: JSON only; pickle is never accepted.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # At-least-once delivery; tasks are idempotent on job_id.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_soft_time_limit": settings.soft_time_limit_s,
+        "task_time_limit": settings.hard_time_limit_s,
+        "result_expires": settings.result_ttl_s,
+        # Queues per priority; no Redis priorities.
+        "task_default_queue": settings.queue("interactive"),
+        "task_create_missing_queues": True,
+        # Monitoring: Flower needs events. No task_track_started: a duplicate delivery would
+        # overwrite a stored result with STARTED before the idempotency check runs.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        # Children load librosa filters and ONNX sessions on start; allow for a slow disk.
+        "worker_proc_alive_timeout": 30.0,
+    }
+
+
+TASK_NAME = "heimdall.localize"
+
+
+def celery_app(settings: Settings, name: str = "heimdall", imports: tuple[str, ...] = ()):
+    """A Celery app configured from ``settings``; ``imports`` are loaded by workers only."""
+    from celery import Celery
+
+    app = Celery(name)
+    app.conf.update(celery_config(settings))
+    app.conf.imports = imports
+    return app

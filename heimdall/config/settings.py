@@ -1,0 +1,113 @@
+"""The one place configuration is read from the environment (prefix ``HEIMDALL_``)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class Settings(BaseSettings):
+    """Every URL, name, limit and TTL the fleet uses; ``HEIMDALL_<FIELD>`` overrides each."""
+
+    model_config = SettingsConfigDict(env_prefix="HEIMDALL_", extra="ignore")
+
+    # Services
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = Field(None, description="default: redis_url")
+    result_backend_url: str | None = Field(None, description="default: redis_url")
+    key_prefix: str = Field("heimdall", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    # Retention
+    blob_ttl_s: int = Field(3600, gt=0)
+    result_ttl_s: int = Field(86_400, gt=0)
+    stream_maxlen: int = Field(100_000, gt=0)
+
+    # Models
+    models_dir: Path = REPO_MODELS_DIR
+    default_model: str = "v1"
+    serve_models: list[str] = Field(
+        default_factory=list, description="extra versions a worker loads beside the default"
+    )
+
+    # Delivery (DESIGN §8): soft < hard < visibility timeout
+    soft_time_limit_s: float = Field(60.0, gt=0)
+    hard_time_limit_s: float = Field(90.0, gt=0)
+    visibility_timeout_s: float = Field(300.0, gt=0)
+    max_deliveries: int = Field(3, ge=1, description="then a failed result, code internal")
+
+    # Workers
+    concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    # Flower
+    flower_port: int = 5555
+    flower_user: str = "heimdall"
+    flower_password: str = "heimdall"
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> Settings:
+        if not self.soft_time_limit_s < self.hard_time_limit_s < self.visibility_timeout_s:
+            raise ValueError(
+                "need soft_time_limit_s < hard_time_limit_s < visibility_timeout_s, got "
+                f"{self.soft_time_limit_s} / {self.hard_time_limit_s} / {self.visibility_timeout_s}"
+            )
+        return self
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def result_backend(self) -> str:
+        return self.result_backend_url or self.redis_url
+
+    @property
+    def results_channel(self) -> str:
+        return f"{self.key_prefix}:results"
+
+    @property
+    def results_stream(self) -> str:
+        return f"{self.key_prefix}:results:stream"
+
+    def blob_key(self, job_id: str, index: int) -> str:
+        return f"{self.key_prefix}:iq:{job_id}:{index}"
+
+    def job_key(self, job_id: str, what: str) -> str:
+        """Per-job bookkeeping keys: ``claim``, ``deliveries``, ``published``, ``computed``."""
+        return f"{self.key_prefix}:job:{job_id}:{what}"
+
+    @property
+    def served_models_key(self) -> str:
+        """Set of model versions some worker serves (producers route by it)."""
+        return f"{self.key_prefix}:served-models"
+
+    @property
+    def session_loads_key(self) -> str:
+        return f"{self.key_prefix}:session-loads"
+
+    def queue(self, priority: str, model: str = "default") -> str:
+        """Queue of a job: one per priority, and per version when it asks for a specific one."""
+        base = f"{self.key_prefix}.jobs.{priority}"
+        if model in ("default", self.default_model):
+            return base
+        return f"{base}.{model}"
+
+    def worker_queues(self, versions: list[str] | None = None) -> list[str]:
+        """Queues a worker serving ``versions`` (default model first) consumes."""
+        versions = versions or [self.default_model, *self.serve_models]
+        queues = []
+        for priority in ("interactive", "bulk"):
+            for version in versions:
+                queues.append(self.queue(priority, version))
+        return list(dict.fromkeys(queues))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,50 @@
+"""GeoJSON FeatureCollection of an estimate: a Point and its uncertainty-ellipse Polygon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heimdall.geo.ellipse import EllipseAxes, ellipse_outline_en
+from heimdall.geo.enu import LocalFrame
+
+COORD_DECIMALS = 7  # ~1 cm: far below any localization error
+
+
+def ellipse_ring(lat_deg: float, lon_deg: float, axes: EllipseAxes, n_vertices: int = 64):
+    """Closed CCW ring of ``n_vertices + 1`` ``[lon, lat]`` pairs around the estimate."""
+    outline = ellipse_outline_en(axes, n_vertices)
+    lats, lons = LocalFrame(lat_deg, lon_deg).to_latlon(outline[:, 0], outline[:, 1])
+    ring = [
+        [round(float(lon), COORD_DECIMALS), round(float(lat), COORD_DECIMALS)]
+        for lat, lon in zip(lats, lons, strict=True)
+    ]
+    ring.append(list(ring[0]))
+    return ring
+
+
+def estimate_feature_collection(
+    lat_deg: float, lon_deg: float, axes: EllipseAxes, properties: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A FeatureCollection with the estimate as a Point and the ellipse as a Polygon."""
+    common = dict(properties or {})
+    point = {
+        "type": "Feature",
+        "geometry": {
+            "type": "Point",
+            "coordinates": [round(lon_deg, COORD_DECIMALS), round(lat_deg, COORD_DECIMALS)],
+        },
+        "properties": {**common, "kind": "estimate"},
+    }
+    polygon = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ellipse_ring(lat_deg, lon_deg, axes)]},
+        "properties": {
+            **common,
+            "kind": "uncertainty_ellipse",
+            "confidence": axes.confidence,
+            "semi_major_m": axes.semi_major_m,
+            "semi_minor_m": axes.semi_minor_m,
+            "orientation_deg": axes.orientation_deg,
+        },
+    }
+    return {"type": "FeatureCollection", "features": [point, polygon]}

@@ -1,0 +1,224 @@
+"""``Localizer``: a ``heimdall.iqjob/1`` in, a ``heimdall.result/1`` out. Pure: no Redis, no Celery.
+
+The path reads top to bottom: validate → decode and resample each capture → features →
+ONNX → position and covariance → ellipse and GeoJSON. Every failure the job can cause becomes
+a ``failed`` result whose code comes from the exception's type (see ``heimdall.schemas.errors``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from heimdall.dsp.features import FeatureExtractor
+from heimdall.dsp.iq import decode_iq
+from heimdall.dsp.resample import resample_to
+from heimdall.dsp.threads import limit_native_threads
+from heimdall.geo.ellipse import ellipse_from_covariance
+from heimdall.geo.enu import LocalFrame, frame_at_centroid
+from heimdall.geo.geojson import estimate_feature_collection
+from heimdall.inference.failures import failed_result
+from heimdall.inference.model import load_model_files
+from heimdall.inference.session import create_session
+from heimdall.schemas.errors import (
+    HeimdallError,
+    InvalidPayload,
+    PayloadMissing,
+    TooFewReceivers,
+    UnknownModel,
+)
+from heimdall.schemas.job import IQJob
+from heimdall.schemas.result import Ellipse, Position, Result, Timings
+
+log = logging.getLogger(__name__)
+
+MIN_RECEIVERS = 3
+
+
+@dataclass
+class PreparedJob:
+    """Model inputs of one job (batch axis of 1) and the frame they are expressed in."""
+
+    job: IQJob
+    frame: LocalFrame
+    spectra: np.ndarray  # [1, R, 2·n_mels, T], normalized
+    rx_enu: np.ndarray  # [1, R, 3], divided by position_scale_m
+    rx_mask: np.ndarray  # [1, R]
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Localizer:
+    """One verified model and its ONNX session; reuse it for every job of a process."""
+
+    def __init__(
+        self, model_dir: str | Path, worker_name: str | None = None, native_threads: int | None = 1
+    ) -> None:
+        """Load and verify ``model_dir``; ``native_threads`` caps numpy BLAS pools (None: as is)."""
+        if native_threads is not None:
+            limit_native_threads(native_threads)
+        files = load_model_files(model_dir)
+        self.manifest = files.manifest
+        self.session = create_session(files.onnx_path, files.manifest)
+        pre = files.manifest.preprocessing
+        self.extractor = FeatureExtractor(pre.sample_rate_hz, pre.n_fft, pre.hop, pre.n_mels)
+        self.worker_name = worker_name or default_worker_name()
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def accepts(self, model: str) -> bool:
+        """Whether a job asking for ``model`` may run here ("default" or this version)."""
+        return model in ("default", self.version)
+
+    def localize(
+        self,
+        job: IQJob | Mapping[str, Any],
+        payloads: Mapping[int, bytes] | None = None,
+        timings: Timings | None = None,
+        reraise: tuple[type[BaseException], ...] = (),
+    ) -> Result:
+        """Localize one job; never raises for anything the job itself got wrong.
+
+        ``payloads`` maps receiver index → IQ bytes for captures sent by ``iq_ref``
+        (the caller fetched the blobs). ``timings`` carries stages measured by the caller.
+        Exceptions of the ``reraise`` types (e.g. a worker's time limit) propagate.
+        """
+        started_s = time.perf_counter()
+        timings = timings.model_copy() if timings else Timings()
+        try:
+            parsed = job if isinstance(job, IQJob) else IQJob.model_validate(job)
+            prepared = self.prepare(parsed, payloads or {})
+            timings.features = _ms_since(started_s)
+            infer_s = time.perf_counter()
+            mean_en, cov_chol = self.infer(prepared)
+            timings.inference = _ms_since(infer_s)
+            result = self.to_result(prepared, mean_en[0], cov_chol[0], timings)
+        except reraise:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, HeimdallError | ValidationError):
+                log.exception("job %s failed unexpectedly", job_id_of(job))
+            result = failed_result(
+                job_id_of(job), exc, timings, model_version=self.version, worker=self.worker_name
+            )
+        result.timings_ms.total = (result.timings_ms.total or 0.0) + _ms_since(started_s)
+        return result
+
+    def prepare(self, job: IQJob, payloads: Mapping[int, bytes]) -> PreparedJob:
+        """Validate against the model, decode every capture and compute the model inputs."""
+        if not self.accepts(job.model):
+            raise UnknownModel(f"model {job.model!r} is not served here (this is {self.version})")
+        if len(job.receivers) < MIN_RECEIVERS:
+            raise TooFewReceivers(
+                f"{len(job.receivers)} receivers present; the model needs at least {MIN_RECEIVERS}"
+            )
+        iq = [self._samples(job, i, payloads) for i in range(len(job.receivers))]
+        common = min(len(x) for x in iq)  # captures of unequal length are cropped to the shortest
+        if common < self.extractor.n_fft:
+            raise InvalidPayload(
+                f"after resampling only {common} samples remain; need n_fft={self.extractor.n_fft}"
+            )
+        pre = self.manifest.preprocessing
+        spectra = self.extractor.features(
+            np.stack([x[:common] for x in iq]), pre.mean_db, pre.std_db
+        )
+        rx = job.receivers
+        frame = frame_at_centroid([r.lat for r in rx], [r.lon for r in rx], [r.alt_m for r in rx])
+        enu = frame.to_enu([r.lat for r in rx], [r.lon for r in rx], [r.alt_m for r in rx])
+        return PreparedJob(
+            job=job,
+            frame=frame,
+            spectra=spectra[None],
+            rx_enu=(enu / self.manifest.position_scale_m).astype(np.float32)[None],
+            rx_mask=np.ones((1, len(rx)), np.float32),
+        )
+
+    def infer(self, prepared: PreparedJob) -> tuple[np.ndarray, np.ndarray]:
+        """Run the ONNX session: ``mean_en`` [1, 2] and ``cov_chol`` [1, 3], model units."""
+        mean_en, cov_chol = self.session.run(
+            ["mean_en", "cov_chol"],
+            {"spectra": prepared.spectra, "rx_enu": prepared.rx_enu, "rx_mask": prepared.rx_mask},
+        )
+        return mean_en, cov_chol
+
+    def to_result(
+        self, prepared: PreparedJob, mean_en: np.ndarray, cov_chol: np.ndarray, timings: Timings
+    ) -> Result:
+        """Model outputs → position, covariance (m²), ellipse and GeoJSON."""
+        scale = self.manifest.position_scale_m
+        east_m, north_m = (float(v) * scale for v in mean_en)
+        l11, l21, l22 = (float(v) * scale for v in cov_chol)
+        chol = np.array([[l11, 0.0], [l21, l22]])
+        cov = chol @ chol.T
+        if not (np.isfinite(cov).all() and l11 > 0 and l22 > 0):
+            raise HeimdallError(f"model produced an invalid covariance factor {cov_chol.tolist()}")
+        lat, lon = prepared.frame.to_latlon(east_m, north_m)
+        job = prepared.job
+        axes = ellipse_from_covariance(cov, job.confidence)
+        return Result(
+            job_id=job.job_id,
+            status="ok",
+            model_version=self.version,
+            position=Position(lat=float(lat), lon=float(lon)),
+            covariance_en_m2=cov.tolist(),
+            ellipse=Ellipse(
+                confidence=axes.confidence,
+                semi_major_m=axes.semi_major_m,
+                semi_minor_m=axes.semi_minor_m,
+                orientation_deg=axes.orientation_deg,
+            ),
+            geojson=estimate_feature_collection(
+                float(lat),
+                float(lon),
+                axes,
+                {"job_id": job.job_id, "model_version": self.version},
+            ),
+            receivers_used=[r.receiver_id for r in job.receivers],
+            timings_ms=timings,
+            worker=self.worker_name,
+        )
+
+    def _samples(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> np.ndarray:
+        capture = job.receivers[index]
+        where = f"receivers[{index}] ({capture.receiver_id})"
+        if capture.iq_b64 is not None:
+            try:
+                payload = capture.inline_bytes()
+            except ValueError as exc:
+                raise InvalidPayload(f"{where}: {exc}") from exc
+        else:
+            payload = payloads.get(index)
+            if payload is None:
+                raise PayloadMissing(f"{where}: no IQ found for iq_ref {capture.iq_ref!r}")
+        try:
+            samples = decode_iq(payload, capture.datatype, capture.num_samples)
+            return resample_to(
+                samples, capture.sample_rate_hz, self.manifest.preprocessing.sample_rate_hz
+            )
+        except HeimdallError as exc:
+            raise type(exc)(f"{where}: {exc}") from exc
+
+
+def job_id_of(job: IQJob | Mapping[str, Any]) -> str:
+    """The job id of a possibly invalid job, for its failed result."""
+    if isinstance(job, IQJob):
+        return job.job_id
+    value = job.get("job_id") if isinstance(job, Mapping) else None
+    return value if isinstance(value, str) and value else "unknown"
+
+
+def _ms_since(start_s: float) -> float:
+    return (time.perf_counter() - start_s) * 1000.0

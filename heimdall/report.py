@@ -1,0 +1,65 @@
+"""Results as table rows for people: position, ellipse, error against truth, latency."""
+
+from __future__ import annotations
+
+import math
+
+from heimdall.geo.enu import LocalFrame
+from heimdall.schemas.result import Result
+
+RESULT_HEADERS = [
+    "job",
+    "status",
+    "lat",
+    "lon",
+    "major km",
+    "minor km",
+    "az°",
+    "error km",
+    "in 95%",
+    "latency ms",
+    "worker / error",
+]
+
+
+def error_m(result: Result, true_lat: float, true_lon: float) -> float:
+    """Horizontal distance from the estimate to the truth, metres (NaN when failed)."""
+    if result.position is None:
+        return math.nan
+    e, n, _ = LocalFrame(true_lat, true_lon).to_enu(result.position.lat, result.position.lon)
+    return float(math.hypot(e, n))
+
+
+def inside_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | None:
+    """Whether the truth lies inside the result's ellipse (at its confidence)."""
+    if result.covariance_en_m2 is None or result.ellipse is None:
+        return None
+    from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
+
+    e, n, _ = LocalFrame(result.position.lat, result.position.lon).to_enu(true_lat, true_lon)
+    d2 = float(mahalanobis_sq([e, n], result.covariance_en_m2))
+    return d2 <= chi2_2dof_scale(result.ellipse.confidence) ** 2
+
+
+def result_row(
+    result: Result, truth: tuple[float, float] | None = None, latency_ms: float | None = None
+) -> list:
+    ok = result.status == "ok"
+    err = error_m(result, *truth) if truth and ok else None
+    inside = inside_ellipse(result, *truth) if truth and ok else None
+    if latency_ms is None:
+        t = result.timings_ms
+        latency_ms = (t.queue or 0.0) + (t.total or 0.0)
+    return [
+        result.job_id[:8],
+        result.status,
+        round(result.position.lat, 4) if ok else "",
+        round(result.position.lon, 4) if ok else "",
+        round(result.ellipse.semi_major_m / 1000.0, 1) if ok else "",
+        round(result.ellipse.semi_minor_m / 1000.0, 1) if ok else "",
+        round(result.ellipse.orientation_deg) if ok else "",
+        round(err / 1000.0, 1) if err is not None else "",
+        {True: "yes", False: "no", None: ""}[inside],
+        round(latency_ms, 1),
+        (result.worker or "") if ok else f"{result.error.code}: {result.error.message}"[:70],
+    ]

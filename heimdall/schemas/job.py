@@ -1,0 +1,123 @@
+"""The job contract ``heimdall.iqjob/1``: an envelope plus IQ bytes per receiver."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+JOB_SCHEMA = "heimdall.iqjob/1"
+MAX_RECEIVERS = 16
+MAX_SAMPLES = 2_000_000
+MIN_SAMPLES = 512  # n_fft of model v1: fewer samples make not even one STFT frame
+MAX_META_BYTES = 4096
+
+Datatype = Literal["cf32_le", "ci16_le", "cu8"]
+BYTES_PER_SAMPLE: dict[str, int] = {"cf32_le": 8, "ci16_le": 4, "cu8": 2}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReceiverCapture(BaseModel):
+    """One receiver's IQ recording of the job, with where and how it was made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receiver_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    lat: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False)
+    lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
+    alt_m: float = Field(0.0, ge=-500.0, le=10_000.0, allow_inf_nan=False)
+    sample_rate_hz: float = Field(gt=0.0, allow_inf_nan=False)
+    center_frequency_hz: float = Field(gt=0.0, allow_inf_nan=False)
+    start_time: AwareDatetime
+    datatype: Datatype
+    num_samples: int = Field(ge=MIN_SAMPLES, le=MAX_SAMPLES)
+    iq_ref: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    iq_b64: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_payload(self) -> ReceiverCapture:
+        if (self.iq_ref is None) == (self.iq_b64 is None):
+            raise ValueError("exactly one of iq_ref or iq_b64 must be given")
+        return self
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return BYTES_PER_SAMPLE[self.datatype]
+
+    @property
+    def expected_bytes(self) -> int:
+        return self.num_samples * self.bytes_per_sample
+
+    def inline_bytes(self) -> bytes:
+        """The decoded ``iq_b64`` payload (raises ``ValueError`` on bad base64)."""
+        if self.iq_b64 is None:
+            raise ValueError("capture has no inline payload")
+        try:
+            return base64.b64decode(self.iq_b64, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"iq_b64 is not valid base64: {exc}") from exc
+
+
+class IQJob(BaseModel):
+    """A localization request: 1–16 simultaneous captures of one transmitter."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["heimdall.iqjob/1"] = Field(JOB_SCHEMA, alias="schema")
+    job_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    submitted_at: AwareDatetime = Field(default_factory=_utcnow)
+    model: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "default"
+    confidence: float = Field(0.95, ge=0.5, le=0.999)
+    priority: Literal["interactive", "bulk"] = "interactive"
+    receivers: list[ReceiverCapture] = Field(min_length=1, max_length=MAX_RECEIVERS)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id_is_uuid(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError as exc:
+            raise ValueError("job_id must be a UUID") from exc
+
+    @field_validator("submitted_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, separators=(",", ":")).encode())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"meta must be JSON-serializable: {exc}") from exc
+        if size > MAX_META_BYTES:
+            raise ValueError(f"meta is {size} bytes serialized; the limit is {MAX_META_BYTES}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_receivers(self) -> IQJob:
+        ids = [r.receiver_id for r in self.receivers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("receiver_id values must be unique within a job")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)

@@ -1,0 +1,71 @@
+"""The result contract ``heimdall.result/1``: position, covariance and ellipse, or an error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from heimdall.schemas.errors import ErrorCode
+
+RESULT_SCHEMA = "heimdall.result/1"
+
+
+class Position(BaseModel):
+    lat: float
+    lon: float
+
+
+class Ellipse(BaseModel):
+    """Uncertainty ellipse; ``orientation_deg`` is the major axis azimuth, clockwise from north."""
+
+    confidence: float
+    semi_major_m: float
+    semi_minor_m: float
+    orientation_deg: float = Field(ge=0.0, lt=180.0)
+
+
+class ErrorInfo(BaseModel):
+    code: ErrorCode
+    message: str
+
+
+class Timings(BaseModel):
+    """Milliseconds spent per stage; stages a caller did not run stay ``None``."""
+
+    queue: float | None = None
+    fetch: float | None = None
+    features: float | None = None
+    inference: float | None = None
+    total: float | None = None
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: Literal["heimdall.result/1"] = Field(RESULT_SCHEMA, alias="schema")
+    job_id: str
+    status: Literal["ok", "failed"]
+    model_version: str | None = None
+    position: Position | None = None
+    covariance_en_m2: list[list[float]] | None = None
+    ellipse: Ellipse | None = None
+    geojson: dict[str, Any] | None = None
+    receivers_used: list[str] = Field(default_factory=list)
+    timings_ms: Timings = Field(default_factory=Timings)
+    worker: str | None = None
+    completed_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def failed(cls, job_id: str, code: ErrorCode, message: str, **fields: Any) -> Result:
+        return cls(
+            job_id=job_id,
+            status="failed",
+            error=ErrorInfo(code=code, message=message),
+            **fields,
+        )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)

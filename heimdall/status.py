@@ -1,0 +1,65 @@
+"""``heimdall status``: worker nodes, their children, queue depths and the result stream."""
+
+from __future__ import annotations
+
+import redis
+
+from heimdall.config import Settings
+from heimdall.config.celery import celery_app
+from heimdall.console import format_table
+
+
+def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
+    app = celery_app(settings, "heimdall-status")
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        inspect = app.control.inspect(timeout=timeout_s)
+        stats = inspect.stats() or {}
+        active = inspect.active() or {}
+        queues = inspect.active_queues() or {}
+    finally:
+        app.close()
+    worker_rows = []
+    for node, info in sorted(stats.items()):
+        pool = info.get("pool", {})
+        total = sum((info.get("total") or {}).values())
+        worker_rows.append(
+            [
+                node,
+                pool.get("max-concurrency", ""),
+                len(pool.get("processes", [])),
+                len(active.get(node, [])),
+                total,
+                ",".join(q["name"] for q in queues.get(node, [])),
+            ]
+        )
+    queue_rows = []
+    for name in settings.worker_queues() + _extra_queues(client, settings):
+        queue_rows.append([name, int(client.llen(f"{settings.key_prefix}:{name}"))])
+    loads = {k.decode(): int(v) for k, v in client.hgetall(settings.session_loads_key).items()}
+    parts = [
+        format_table(
+            ["worker node", "concurrency", "children", "running", "done", "queues"], worker_rows
+        )
+        if worker_rows
+        else "no worker answered",
+        format_table(["queue", "waiting jobs"], queue_rows),
+        format_table(
+            ["stream", "entries"],
+            [[settings.results_stream, int(client.xlen(settings.results_stream))]],
+        ),
+        f"ONNX session loads recorded: {sum(loads.values())} in {len(loads)} child processes",
+    ]
+    return "\n\n".join(parts)
+
+
+def _extra_queues(client: redis.Redis, settings: Settings) -> list[str]:
+    """Per-version queues that hold messages but no local setting names (A/B rollouts)."""
+    prefix = f"{settings.key_prefix}:{settings.key_prefix}.jobs."
+    known = set(settings.worker_queues())
+    names = []
+    for key in client.scan_iter(match=f"{prefix}*", count=100):
+        name = key.decode()[len(settings.key_prefix) + 1 :]
+        if name not in known and client.type(key) == b"list":
+            names.append(name)
+    return sorted(names)

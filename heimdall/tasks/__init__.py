@@ -1,0 +1,1 @@
+"""Celery app and the ``heimdall.localize`` task (thin: fetch, Localizer, publish)."""

@@ -1,0 +1,121 @@
+"""The ``heimdall.localize`` task: fetch blobs → Localizer → store, publish, release.
+
+Delivery is at-least-once (acks late, requeue on lost worker), so the task makes computation
+once-per-job-id: a stored result short-circuits, a claim keeps two workers off one job, and
+a delivery counter turns a job that keeps killing its worker into a ``failed`` result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from celery import states
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from pydantic import ValidationError
+
+from heimdall.config import get_settings
+from heimdall.inference.failures import failed_result
+from heimdall.inference.localizer import job_id_of
+from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
+from heimdall.schemas.errors import HeimdallError, InvalidJob, JobTimeout
+from heimdall.schemas.job import IQJob
+from heimdall.schemas.result import Result, Timings
+from heimdall.tasks.app import TASK_NAME, app
+from heimdall.tasks.ledger import JobLedger
+
+log = logging.getLogger(__name__)
+_ledger: JobLedger | None = None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def ledger() -> JobLedger:
+    """This process's Redis bookkeeping (connects lazily, after the fork)."""
+    global _ledger
+    if _ledger is None:
+        settings = get_settings()
+        _ledger = JobLedger(redis.Redis.from_url(settings.redis_url), settings)
+    return _ledger
+
+
+def registry() -> ModelRegistry:
+    """The models this process serves; loaded by the worker hook, or here when run outside one."""
+    current = process_registry()
+    if current is None:
+        s = get_settings()
+        current = ModelRegistry(s.models_dir, s.default_model, s.serve_models, worker_name())
+        install_registry(current)
+    return current
+
+
+@app.task(name=TASK_NAME, bind=True)
+def localize(self, job: Any) -> dict:
+    """Localize one ``heimdall.iqjob/1``; returns its ``heimdall.result/1`` as a dict."""
+    started_s = time.perf_counter()
+    job_id = self.request.id
+    if self.backend.get_task_meta(job_id).get("status") == states.SUCCESS:
+        raise Ignore()  # already computed: a duplicate submission or a late redelivery
+    books = ledger()
+    deliveries = books.count_delivery(job_id)
+    parsed: IQJob | None = None
+    if deliveries > get_settings().max_deliveries:
+        result = _lost_too_often(job_id, deliveries)
+    elif not books.claim(job_id):
+        raise Ignore()  # another worker is computing this job id right now
+    else:
+        parsed, result = _compute(job, job_id, books)
+    result.worker = worker_name()
+    result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
+    body = result.model_dump(mode="json", by_alias=True)
+    # Stored before publishing so a subscriber that hears of it can always fetch it.
+    self.backend.store_result(job_id, body, states.SUCCESS)
+    books.publish(result)
+    books.release(parsed, job_id)
+    return body
+
+
+def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Result]:
+    timings = Timings()
+    parsed = None
+    try:
+        if job_id_of(job) != job_id:
+            raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
+        parsed = IQJob.model_validate(job)
+        timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
+        fetch_s = time.perf_counter()
+        payloads = books.fetch_payloads(parsed)
+        timings.fetch = (time.perf_counter() - fetch_s) * 1000.0
+        localizer = registry().for_model(parsed.model)
+        books.record_computation(job_id)
+        result = localizer.localize(parsed, payloads, timings, reraise=(SoftTimeLimitExceeded,))
+    except SoftTimeLimitExceeded:
+        limit = get_settings().soft_time_limit_s
+        result = failed_result(
+            job_id, JobTimeout(f"job exceeded the {limit:g} s soft time limit"), timings
+        )
+    except (ValidationError, HeimdallError) as exc:
+        result = failed_result(job_id, exc, timings)
+    except Exception as exc:
+        log.exception("job %s failed unexpectedly", job_id)
+        result = failed_result(job_id, exc, timings)
+    return parsed, result
+
+
+def _lost_too_often(job_id: str, deliveries: int) -> Result:
+    cap = get_settings().max_deliveries
+    log.error("job %s delivered %d times (cap %d); failing it", job_id, deliveries, cap)
+    return failed_result(
+        job_id,
+        RuntimeError(
+            f"delivered {deliveries} times, more than the cap of {cap}: "
+            "the worker running it was lost each time"
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Training and ONNX export (needs the optional ``train`` extra: torch)."""

@@ -1,0 +1,59 @@
+"""Worker lifecycle hooks, named by when they run.
+
+``before_worker_boot`` (main process): verify every served model's manifest and sha256, and
+import the heavy numerics once so children start fast; no ONNX session exists yet.
+``after_child_fork`` (each prefork child): create the ONNX sessions, once, for every task the
+child will run. ``before_child_exit``: drop them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+import redis
+from celery import signals
+
+from heimdall.config import get_settings
+from heimdall.inference.model import load_model_files
+from heimdall.inference.registry import ModelRegistry, install_registry
+
+log = logging.getLogger(__name__)
+
+
+def child_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@signals.worker_init.connect
+def before_worker_boot(**_: object) -> None:
+    settings = get_settings()
+    versions = list(dict.fromkeys([settings.default_model, *settings.serve_models]))
+    for version in versions:
+        files = load_model_files(Path(settings.models_dir) / version)  # raises on tampering
+        log.info("model %s verified (sha256 %s…)", version, files.manifest.onnx_sha256[:12])
+    redis.Redis.from_url(settings.redis_url).sadd(settings.served_models_key, *versions)
+    import librosa.filters  # noqa: F401  -- pay the import once, before the fork
+    import onnxruntime  # noqa: F401
+
+
+@signals.worker_process_init.connect
+def after_child_fork(**_: object) -> None:
+    settings = get_settings()
+    registry = ModelRegistry(
+        settings.models_dir, settings.default_model, settings.serve_models, child_name()
+    )
+    install_registry(registry)
+    try:
+        client = redis.Redis.from_url(settings.redis_url)
+        client.hincrby(settings.session_loads_key, child_name(), 1)
+    except redis.RedisError as exc:  # bookkeeping only; the child can still serve
+        log.warning("could not record session load: %s", exc)
+    log.info("child %s loaded ONNX sessions for %s", child_name(), registry.versions)
+
+
+@signals.worker_process_shutdown.connect
+def before_child_exit(**_: object) -> None:
+    install_registry(None)

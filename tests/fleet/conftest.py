@@ -1,0 +1,82 @@
+"""Real services: a private redis-server and real ``heimdall worker`` (Celery prefork) nodes.
+
+Each test module gets its own key prefix, so queues, blobs, results and streams never mix.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from heimdall.client import Producer, ResultFeed
+from heimdall.config import Settings
+from heimdall.redis_server import PrivateRedis
+from heimdall.workers.process import WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with PrivateRedis() as server:
+        yield server
+
+
+class Fleet:
+    """Settings, env and clients of one isolated fleet on the private Redis."""
+
+    def __init__(self, redis_url: str, log_dir) -> None:
+        prefix = f"t{uuid.uuid4().hex[:8]}"
+        self.env = {"HEIMDALL_REDIS_URL": redis_url, "HEIMDALL_KEY_PREFIX": prefix}
+        self.settings = Settings(redis_url=redis_url, key_prefix=prefix)
+        self.producer = Producer(self.settings)
+        self.feed = ResultFeed(self.settings)
+        self.redis = self.producer.redis
+        self.log_dir = log_dir
+        self.workers: list[WorkerProcess] = []
+
+    def start_worker(self, concurrency: int = 2, **env: str) -> WorkerProcess:
+        n = len(self.workers)
+        worker = WorkerProcess(
+            self.settings,
+            concurrency,
+            {**self.env, **env},
+            log_path=self.log_dir / f"worker{n}.log",
+        )
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def computations(self, job_id: str) -> int:
+        return int(self.redis.get(self.settings.job_key(job_id, "computed")) or 0)
+
+    def stream_job_ids(self) -> list[str]:
+        return [r.job_id for _, r in self.feed.read_stream("0-0")]
+
+    def stream_until(self, job_ids, after_id: str = "0-0", timeout_s: float = 30.0) -> list:
+        """Stream entries after ``after_id`` once all ``job_ids`` are among them (a worker
+        stores a result in the backend before it appends it to the stream)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            entries = list(self.feed.read_stream(after_id))
+            if set(job_ids) <= {r.job_id for _, r in entries} or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(redis_server, tmp_path_factory):
+    f = Fleet(redis_server.url, tmp_path_factory.mktemp("fleet"))
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="module")
+def serving_fleet(fleet):
+    """The module's fleet with one worker node of 2 prefork children running."""
+    fleet.start_worker(concurrency=2)
+    return fleet

@@ -1,0 +1,209 @@
+"""Localizer: real ONNX session, coded failures for malformed jobs, refuses tampered models."""
+
+import base64
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from heimdall.dsp.iq import encode_iq
+from heimdall.dsp.resample import resample_to
+from heimdall.geo import LocalFrame, ellipse_from_covariance
+from heimdall.inference import Localizer, load_model_files
+from heimdall.schemas import IQJob, ModelIntegrityError
+from heimdall.schemas.manifest import file_sha256
+from heimdall.sim import ScenarioGenerator, SimConfig
+
+
+def _dump(job: IQJob) -> dict:
+    return json.loads(job.to_json())
+
+
+def test_ok_result_is_complete_and_consistent(localizer, job, scenario):
+    result = localizer.localize(job)
+    assert result.status == "ok", result.error
+    assert result.job_id == job.job_id
+    assert result.model_version == localizer.version
+    assert result.receivers_used == [r.receiver_id for r in job.receivers]
+    cov = np.array(result.covariance_en_m2)
+    np.testing.assert_allclose(cov, cov.T)
+    assert np.linalg.eigvalsh(cov).min() > 0
+    axes = ellipse_from_covariance(cov, job.confidence)
+    assert result.ellipse.semi_major_m == pytest.approx(axes.semi_major_m)
+    assert result.ellipse.orientation_deg == pytest.approx(axes.orientation_deg)
+    point, polygon = result.geojson["features"]
+    assert point["geometry"]["coordinates"] == pytest.approx(
+        [result.position.lon, result.position.lat], abs=1e-7
+    )
+    assert len(polygon["geometry"]["coordinates"][0]) == 65
+    t = result.timings_ms
+    assert t.features > 0 and t.inference > 0 and t.total >= t.features + t.inference
+    e, n, _ = LocalFrame(scenario.true_lat, scenario.true_lon).to_enu(
+        result.position.lat, result.position.lon
+    )
+    assert np.hypot(e, n) < 300_000  # inside the region, not garbage
+
+
+def test_confidence_scales_the_ellipse(localizer, job):
+    r95 = localizer.localize(job)
+    r50 = localizer.localize(job.model_copy(update={"confidence": 0.5}))
+    ratio = r95.ellipse.semi_major_m / r50.ellipse.semi_major_m
+    assert ratio == pytest.approx(np.sqrt(np.log(0.05) / np.log(0.5)), rel=1e-9)
+
+
+def test_accuracy_on_reference_network(localizer):
+    """A sanity bar far below the eval's: the trained model localizes, not guesses."""
+    gen = ScenarioGenerator(SimConfig(network="reference"), seed=31337)
+    errors = []
+    for sc in gen.take(60):
+        r = localizer.localize(sc.to_job())
+        e, n, _ = LocalFrame(sc.true_lat, sc.true_lon).to_enu(r.position.lat, r.position.lon)
+        errors.append(np.hypot(e, n))
+    assert np.median(errors) < 40_000
+
+
+def test_resampled_capture_gives_a_close_answer(localizer, scenario):
+    base = localizer.localize(scenario.to_job())
+    job = _dump(scenario.to_job())
+    # receiver 0 recorded at 48 kHz: same signal, resampled down, sent as ci16
+    x48 = resample_to(scenario.iq[0], 50_000, 48_000)
+    job["receivers"][0].update(
+        sample_rate_hz=48_000.0,
+        datatype="cf32_le",
+        num_samples=len(x48),
+        iq_b64=base64.b64encode(encode_iq(x48, "cf32_le")).decode(),
+    )
+    r = localizer.localize(job)
+    assert r.status == "ok", r.error
+    e, n, _ = LocalFrame(base.position.lat, base.position.lon).to_enu(
+        r.position.lat, r.position.lon
+    )
+    assert np.hypot(e, n) < 5_000
+
+
+def test_iq_ref_payloads_come_from_the_caller(localizer, scenario):
+    job = _dump(scenario.to_job())
+    payloads = {}
+    for i, rx in enumerate(job["receivers"]):
+        payloads[i] = base64.b64decode(rx.pop("iq_b64"))
+        rx["iq_ref"] = f"heimdall:iq:{job['job_id']}:{i}"
+    inline = localizer.localize(scenario.to_job())
+    by_ref = localizer.localize(job, payloads)
+    assert by_ref.status == "ok"
+    assert by_ref.position == inline.position
+
+
+def _failure(localizer, job, payloads=None):
+    r = localizer.localize(job, payloads)
+    assert r.status == "failed"
+    assert r.position is None and r.ellipse is None
+    return r.error.code.value, r.error.message
+
+
+def test_too_few_receivers(localizer, job):
+    data = _dump(job)
+    data["receivers"] = data["receivers"][:2]
+    code, message = _failure(localizer, data)
+    assert code == "too_few_receivers" and "2 receivers" in message
+
+
+def test_wrong_byte_length(localizer, job):
+    data = _dump(job)
+    data["receivers"][1]["num_samples"] -= 1
+    code, message = _failure(localizer, data)
+    assert code == "invalid_payload" and "receivers[1]" in message
+
+
+def test_nan_samples(localizer, job):
+    data = _dump(job)
+    x = np.zeros(job.receivers[2].num_samples, np.complex64)
+    x[10] = np.nan
+    data["receivers"][2]["iq_b64"] = base64.b64encode(encode_iq(x, "cf32_le")).decode()
+    code, message = _failure(localizer, data)
+    assert code == "invalid_payload" and "NaN" in message
+
+
+def test_bad_base64(localizer, job):
+    data = _dump(job)
+    data["receivers"][0]["iq_b64"] = "not base64!!"
+    assert _failure(localizer, data)[0] == "invalid_payload"
+
+
+def test_missing_blob(localizer, job):
+    data = _dump(job)
+    data["receivers"][0].pop("iq_b64")
+    data["receivers"][0]["iq_ref"] = "heimdall:iq:gone:0"
+    code, message = _failure(localizer, data, payloads={})
+    assert code == "payload_missing" and "heimdall:iq:gone:0" in message
+
+
+def test_unsupported_sample_rate(localizer, job):
+    data = _dump(job)
+    data["receivers"][0]["sample_rate_hz"] = 50_000 * np.pi
+    code, message = _failure(localizer, data)
+    assert code == "unsupported_sample_rate" and "receivers[0]" in message
+
+
+def test_unknown_model(localizer, job):
+    code, message = _failure(localizer, job.model_copy(update={"model": "v999"}))
+    assert code == "unknown_model" and "v999" in message
+
+
+def test_invalid_job_names_the_field(localizer, job):
+    data = _dump(job)
+    data["receivers"][3]["lat"] = 123.0
+    code, message = _failure(localizer, data)
+    assert code == "invalid_job" and "receivers.3.lat" in message
+    assert localizer.localize(data).job_id == job.job_id
+    assert localizer.localize({"nonsense": True}).error.code.value == "invalid_job"
+
+
+@pytest.fixture
+def model_copy(model_dir, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def test_refuses_onnx_that_does_not_match_its_sha256(model_copy):
+    onnx = model_copy / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-10] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        Localizer(model_copy)
+
+
+def test_refuses_manifest_whose_io_disagrees_with_the_onnx(model_copy):
+    path = model_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["inputs"][0]["name"] = "spectrogram"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="inputs"):
+        Localizer(model_copy)
+    manifest["inputs"][0]["name"] = "spectra"
+    manifest["inputs"][0]["shape"] = ["B", "R", 128, "T"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="axis 2"):
+        Localizer(model_copy)
+
+
+def test_refuses_missing_or_broken_manifest(model_copy, tmp_path):
+    (model_copy / "manifest.json").write_text("{")
+    with pytest.raises(ModelIntegrityError, match="not valid JSON"):
+        load_model_files(model_copy)
+    with pytest.raises(ModelIntegrityError, match="does not exist"):
+        load_model_files(tmp_path / "nowhere")
+
+
+def test_manifest_records_what_serving_needs(model_dir):
+    files = load_model_files(model_dir)
+    m = files.manifest
+    assert m.onnx_sha256 == file_sha256(files.onnx_path)
+    pre = m.preprocessing
+    assert (pre.sample_rate_hz, pre.n_fft, pre.hop, pre.n_mels) == (50_000, 512, 128, 32)
+    assert pre.std_db > 0 and -150 < pre.mean_db < 0
+    assert m.training["simulator"]["sample_rate_hz"] == 50_000
+    assert "seed" in m.training["config"]
+    assert files.onnx_path.stat().st_size < 5 * 2**20
