@@ -225,7 +225,7 @@ def _open_loop(
 def _audit(producer: Producer, settings: Settings, job_ids: list[str], clock) -> dict:
     """Lost, duplicated and failed jobs: from the backend, the stream and the computation count."""
     r = producer.redis
-    computed = r.mget([settings.job_key(j, "computed") for j in job_ids])
+    computed = r.mget([settings.job_key(j, "attempts") for j in job_ids])
     counts = [int(c or 0) for c in computed]
     streamed: dict[str, int] = {}
     for _, result in ResultFeed(settings).read_stream("0-0"):

@@ -300,8 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inline", action="store_true", help="send IQ inline (iq_b64), no blobs")
     p.add_argument("--wait", action="store_true", help="wait and show the results")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per result with --wait")
-    p.add_argument("--repeat-every", type=float, default=None, metavar="S",
-                   help="submit a new batch every S seconds until stopped")
+    p.add_argument(
+        "--repeat-every",
+        type=float,
+        default=None,
+        metavar="S",
+        help="submit a new batch every S seconds until stopped",
+    )
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("watch", help="show results live as a table (pub/sub)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 from celery import Celery
@@ -101,6 +102,7 @@ class Producer:
         return {m.decode() for m in members} | {"default"}
 
     def _claim_check(self, job: IQJob, payloads: Mapping[int, bytes], inline: bool, pipe) -> dict:
+        now = datetime.now(UTC)
         receivers = []
         ttl_s = self.settings.blob_ttl_s
         for i, capture in enumerate(job.receivers):
@@ -112,5 +114,6 @@ class Producer:
                 pipe.set(key, data, ex=ttl_s)
                 capture = capture.model_copy(update={"iq_ref": key, "iq_b64": None})
             receivers.append(capture)
-        sent = job.model_copy(update={"receivers": receivers})
+        # submitted_at is when the fleet got the job: queue time is measured from it
+        sent = job.model_copy(update={"receivers": receivers, "submitted_at": now})
         return sent.model_dump(mode="json", by_alias=True)

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         return f"{self.key_prefix}:iq:{job_id}:{index}"
 
     def job_key(self, job_id: str, what: str) -> str:
-        """Per-job bookkeeping keys: ``claim``, ``deliveries``, ``published``, ``computed``."""
+        """Per-job bookkeeping keys: ``claim``, ``attempts``, ``published``."""
         return f"{self.key_prefix}:job:{job_id}:{what}"
 
     @property

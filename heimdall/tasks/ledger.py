@@ -1,6 +1,8 @@
-"""Worker-side Redis bookkeeping of a job: blobs in, delivery count, claim, publication out."""
+"""Worker-side Redis bookkeeping of a job: claim and attempts, blobs in, publication out."""
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 import redis
 
@@ -9,12 +11,46 @@ from heimdall.schemas.job import IQJob
 from heimdall.schemas.result import Result
 
 
+class Claim(IntEnum):
+    DONE = -1  # result already published: nothing to do
+    BUSY = 0  # another worker holds the job
+    CLAIMED = 1  # this worker computes it
+
+
+# KEYS: published marker, claim, attempts. ARGV: claim TTL (ms), holder, attempts TTL (s).
+BEGIN_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0} end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then return {0, 0} end
+local attempts = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return {1, attempts}
+"""
+
+# KEYS: published marker, stream, then keys to delete. ARGV: marker TTL (s), channel,
+# stream MAXLEN, job_id, status, result JSON.
+FINISH_LUA = """
+local published = 0
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+             'job_id', ARGV[4], 'status', ARGV[5], 'result', ARGV[6])
+  redis.call('PUBLISH', ARGV[2], ARGV[6])
+  published = 1
+end
+if #KEYS > 2 then
+  redis.call('DEL', unpack(KEYS, 3))
+end
+return published
+"""
+
+
 class JobLedger:
     """Everything a worker reads or writes in Redis for a job, apart from Celery's own keys."""
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.redis = client
         self.settings = settings
+        self._begin_script = client.register_script(BEGIN_LUA)
+        self._finish_script = client.register_script(FINISH_LUA)
 
     def fetch_payloads(self, job: IQJob) -> dict[int, bytes]:
         """IQ blobs of the ``iq_ref`` captures, in one round trip; missing ones are left out."""
@@ -24,58 +60,47 @@ class JobLedger:
         blobs = self.redis.mget([key for _, key in refs])
         return {i: blob for (i, _), blob in zip(refs, blobs, strict=True) if blob is not None}
 
-    def count_delivery(self, job_id: str) -> int:
-        """How many times this job has been delivered to a worker, this one included."""
-        key = self.settings.job_key(job_id, "deliveries")
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.settings.result_ttl_s)
-        return int(pipe.execute()[0])
+    def begin(self, job_id: str, holder: str) -> tuple[Claim, int]:
+        """Try to take the job for computation, in one round trip.
 
-    def claim(self, job_id: str) -> bool:
-        """Take the job for computation; False while another worker holds it.
-
-        The claim expires with the hard time limit, so a job whose worker died is taken
-        again when Celery redelivers it.
+        Returns ``(DONE, 0)`` when its result was already published, ``(BUSY, 0)`` while
+        another worker holds it, else ``(CLAIMED, attempts)`` with the number of times the
+        job has now been taken (this one included). The claim expires with the hard time
+        limit, so a job whose worker died is taken again after that.
         """
-        key = self.settings.job_key(job_id, "claim")
-        ttl_ms = int(self.settings.hard_time_limit_s * 1000)
-        return bool(self.redis.set(key, "1", nx=True, px=ttl_ms))
-
-    def record_computation(self, job_id: str) -> None:
-        """Count computations per job id (audited by tests and ``heimdall bench``)."""
-        key = self.settings.job_key(job_id, "computed")
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.settings.result_ttl_s)
-        pipe.execute()
-
-    def computations(self, job_id: str) -> int:
-        return int(self.redis.get(self.settings.job_key(job_id, "computed")) or 0)
-
-    def publish(self, result: Result) -> bool:
-        """PUBLISH and XADD the result, once per job id; False if it was already published."""
         s = self.settings
-        if not self.redis.set(
-            s.job_key(result.job_id, "published"), "1", nx=True, ex=s.result_ttl_s
-        ):
-            return False
-        body = result.to_json()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(
-            s.results_stream,
-            {"job_id": result.job_id, "status": result.status, "result": body},
-            maxlen=s.stream_maxlen,
-            approximate=True,
-        )
-        pipe.publish(s.results_channel, body)
-        pipe.execute()
-        return True
+        keys = [
+            s.job_key(job_id, "published"),
+            s.job_key(job_id, "claim"),
+            s.job_key(job_id, "attempts"),
+        ]
+        args = [int(s.hard_time_limit_s * 1000), holder, s.result_ttl_s]
+        state, attempts = self._begin_script(keys=keys, args=args)
+        return Claim(int(state)), int(attempts)
 
-    def release(self, job: IQJob | None, job_id: str) -> None:
-        """Drop the job's blobs and claim once its result is stored."""
-        keys = [self.settings.job_key(job_id, "claim")]
-        if job is not None:  # only blobs this job's producer wrote under our naming
-            own = self.settings.blob_key(job_id, 0)[:-1]
-            keys += [r.iq_ref for r in job.receivers if r.iq_ref and r.iq_ref.startswith(own)]
-        self.redis.delete(*keys)
+    def finish(self, result: Result, job: IQJob | None) -> bool:
+        """Publish the stored result (XADD + PUBLISH, once per job id) and drop the job's
+        claim and blobs, atomically in one round trip. False if it was already published."""
+        s = self.settings
+        keys = [
+            s.job_key(result.job_id, "published"),
+            s.results_stream,
+            s.job_key(result.job_id, "claim"),
+            *self._own_blobs(job, result.job_id),
+        ]
+        args = [
+            s.result_ttl_s,
+            s.results_channel,
+            s.stream_maxlen,
+            result.job_id,
+            result.status,
+            result.to_json(),
+        ]
+        return bool(self._finish_script(keys=keys, args=args))
+
+    def _own_blobs(self, job: IQJob | None, job_id: str) -> list[str]:
+        """Blob keys of the job written under our naming (never a foreign producer's keys)."""
+        if job is None:
+            return []
+        own = self.settings.blob_key(job_id, 0)[:-1]
+        return [r.iq_ref for r in job.receivers if r.iq_ref and r.iq_ref.startswith(own)]

@@ -1,8 +1,10 @@
-"""The ``heimdall.localize`` task: fetch blobs → Localizer → store, publish, release.
+"""The ``heimdall.localize`` task: claim → fetch blobs → Localizer → store, publish, release.
 
 Delivery is at-least-once (acks late, requeue on lost worker), so the task makes computation
-once-per-job-id: a stored result short-circuits, a claim keeps two workers off one job, and
-a delivery counter turns a job that keeps killing its worker into a ``failed`` result.
+once per job id: a published result short-circuits, a claim keeps two workers off one job
+(the other looks again later rather than dropping it), and an attempt counter turns a job
+that keeps killing its worker into a ``failed`` result. A worker lost between storing and
+publishing a result is the one case that computes a job twice; it is still published once.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from heimdall.schemas.errors import HeimdallError, InvalidJob, JobTimeout
 from heimdall.schemas.job import IQJob
 from heimdall.schemas.result import Result, Timings
 from heimdall.tasks.app import TASK_NAME, app
-from heimdall.tasks.ledger import JobLedger
+from heimdall.tasks.ledger import Claim, JobLedger
 
 log = logging.getLogger(__name__)
+BUSY_RETRY_S = 2.0
 _ledger: JobLedger | None = None
 
 
@@ -56,20 +59,23 @@ def registry() -> ModelRegistry:
     return current
 
 
-@app.task(name=TASK_NAME, bind=True)
+# ignore_result: the task stores its result itself, before publishing it, exactly once.
+@app.task(name=TASK_NAME, bind=True, ignore_result=True)
 def localize(self, job: Any) -> dict:
     """Localize one ``heimdall.iqjob/1``; returns its ``heimdall.result/1`` as a dict."""
     started_s = time.perf_counter()
     job_id = self.request.id
-    if self.backend.get_task_meta(job_id).get("status") == states.SUCCESS:
-        raise Ignore()  # already computed: a duplicate submission or a late redelivery
     books = ledger()
-    deliveries = books.count_delivery(job_id)
+    claim, attempts = books.begin(job_id, worker_name())
+    if claim is Claim.DONE:
+        raise Ignore()  # already computed: a duplicate submission or a late redelivery
+    if claim is Claim.BUSY:
+        # Another worker holds it: running it now, or lost while running it (its claim
+        # then expires with the hard time limit). Look again later; never drop the job.
+        raise self.retry(countdown=BUSY_RETRY_S, max_retries=None)
     parsed: IQJob | None = None
-    if deliveries > get_settings().max_deliveries:
-        result = _lost_too_often(job_id, deliveries)
-    elif not books.claim(job_id):
-        raise Ignore()  # another worker is computing this job id right now
+    if attempts > get_settings().max_deliveries:
+        result = _lost_too_often(job_id, attempts)
     else:
         parsed, result = _compute(job, job_id, books)
     result.worker = worker_name()
@@ -77,8 +83,7 @@ def localize(self, job: Any) -> dict:
     body = result.model_dump(mode="json", by_alias=True)
     # Stored before publishing so a subscriber that hears of it can always fetch it.
     self.backend.store_result(job_id, body, states.SUCCESS)
-    books.publish(result)
-    books.release(parsed, job_id)
+    books.finish(result, parsed)
     return body
 
 
@@ -94,7 +99,6 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
         payloads = books.fetch_payloads(parsed)
         timings.fetch = (time.perf_counter() - fetch_s) * 1000.0
         localizer = registry().for_model(parsed.model)
-        books.record_computation(job_id)
         result = localizer.localize(parsed, payloads, timings, reraise=(SoftTimeLimitExceeded,))
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
@@ -109,13 +113,13 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
     return parsed, result
 
 
-def _lost_too_often(job_id: str, deliveries: int) -> Result:
+def _lost_too_often(job_id: str, attempts: int) -> Result:
     cap = get_settings().max_deliveries
-    log.error("job %s delivered %d times (cap %d); failing it", job_id, deliveries, cap)
+    log.error("job %s taken %d times (cap %d); failing it", job_id, attempts, cap)
     return failed_result(
         job_id,
         RuntimeError(
-            f"delivered {deliveries} times, more than the cap of {cap}: "
+            f"delivered {attempts} times, more than the cap of {cap}: "
             "the worker running it was lost each time"
         ),
     )

@@ -48,7 +48,7 @@ class Fleet:
         return worker
 
     def computations(self, job_id: str) -> int:
-        return int(self.redis.get(self.settings.job_key(job_id, "computed")) or 0)
+        return int(self.redis.get(self.settings.job_key(job_id, "attempts")) or 0)
 
     def stream_job_ids(self) -> list[str]:
         return [r.job_id for _, r in self.feed.read_stream("0-0")]

@@ -162,11 +162,24 @@ def test_redelivery_cap_gives_a_failed_result(serving_fleet):
     f = serving_fleet
     job = _jobs(1, seed=112)[0]
     # as if the worker running it had been lost max_deliveries times already
-    f.redis.set(f.settings.job_key(job.job_id, "deliveries"), f.settings.max_deliveries)
+    cap = f.settings.max_deliveries
+    f.redis.set(f.settings.job_key(job.job_id, "attempts"), cap)
     result = f.producer.submit(job).result(60)
     assert result.status == "failed" and result.error.code == "internal"
     assert "delivered" in result.error.message
-    assert f.computations(job.job_id) == 0
+    assert f.computations(job.job_id) == cap + 1
+
+
+def test_job_held_by_a_lost_worker_is_computed_after_its_claim_expires(serving_fleet):
+    f = serving_fleet
+    job = _jobs(1, seed=115)[0]
+    # a child that took the job and died: its claim outlives it until it expires
+    f.redis.set(f.settings.job_key(job.job_id, "claim"), "dead-child", px=3000)
+    handle = f.producer.submit(job)
+    result = handle.result(60)
+    assert result.status == "ok"
+    assert f.computations(job.job_id) == 1
+    assert (result.completed_at.timestamp() - handle.submitted_s) > 2.5  # waited, not dropped
 
 
 def test_onnx_session_is_created_once_per_child(serving_fleet):
