@@ -96,9 +96,12 @@ def _read_jobs_file(path: str):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from heimdall.tasks.app import app
+    from heimdall.workers.metrics import prepare_multiprocess_dir
 
     settings = get_settings()
+    prepare_multiprocess_dir(settings)  # before Celery's CLI imports prometheus_client
+    from heimdall.tasks.app import app
+
     argv = [
         "worker",
         "--pool=prefork",

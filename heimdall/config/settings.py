@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # Workers
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
+    # Prometheus: each worker node serves /metrics (multiprocess mode) on this port
+    metrics_port: int | None = Field(9808, description="None disables the exporter")
+    metrics_address: str = "0.0.0.0"
+    metrics_dir: Path | None = Field(None, description="default: a fresh temp dir per node")
+
     # Flower
     flower_port: int = 5555
     flower_user: str = "heimdall"

@@ -60,7 +60,8 @@ def registry() -> ModelRegistry:
 
 
 # ignore_result: the task stores its result itself, before publishing it, exactly once.
-@app.task(name=TASK_NAME, bind=True, ignore_result=True)
+# resultrepr_maxsize: Celery logs each return value; a result's GeoJSON is kilobytes.
+@app.task(name=TASK_NAME, bind=True, ignore_result=True, resultrepr_maxsize=160)
 def localize(self, job: Any) -> dict:
     """Localize one ``heimdall.iqjob/1``; returns its ``heimdall.result/1`` as a dict."""
     started_s = time.perf_counter()

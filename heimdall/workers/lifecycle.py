@@ -3,7 +3,8 @@
 ``before_worker_boot`` (main process): verify every served model's manifest and sha256, and
 import the heavy numerics once so children start fast; no ONNX session exists yet.
 ``after_child_fork`` (each prefork child): create the ONNX sessions, once, for every task the
-child will run. ``before_child_exit``: drop them.
+child will run. ``after_task_return``: count the job in the metrics. ``before_child_exit``:
+drop the sessions.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from celery import signals
 from heimdall.config import get_settings
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import ModelRegistry, install_registry
+from heimdall.workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ def before_worker_boot(**_: object) -> None:
         files = load_model_files(Path(settings.models_dir) / version)  # raises on tampering
         log.info("model %s verified (sha256 %s…)", version, files.manifest.onnx_sha256[:12])
     redis.Redis.from_url(settings.redis_url).sadd(settings.served_models_key, *versions)
+    metrics.before_worker_boot(settings)
     import librosa.filters  # noqa: F401  -- pay the import once, before the fork
     import onnxruntime  # noqa: F401
 
@@ -46,6 +49,8 @@ def after_child_fork(**_: object) -> None:
         settings.models_dir, settings.default_model, settings.serve_models, child_name()
     )
     install_registry(registry)
+    if metrics.current() is not None:
+        metrics.current().session_loads.inc(len(registry.versions))
     try:
         client = redis.Redis.from_url(settings.redis_url)
         client.hincrby(settings.session_loads_key, child_name(), 1)
@@ -54,6 +59,14 @@ def after_child_fork(**_: object) -> None:
     log.info("child %s loaded ONNX sessions for %s", child_name(), registry.versions)
 
 
+@signals.task_postrun.connect
+def after_task_return(retval: object = None, **_: object) -> None:
+    """Count the finished job (a duplicate that was ignored or retried returns no dict)."""
+    if isinstance(retval, dict) and metrics.current() is not None:
+        metrics.current().observe_result(retval)
+
+
 @signals.worker_process_shutdown.connect
-def before_child_exit(**_: object) -> None:
+def before_child_exit(pid: int | None = None, **_: object) -> None:
     install_registry(None)
+    metrics.after_child_exit(pid or os.getpid())
