@@ -98,7 +98,9 @@ class Producer:
         return handles
 
     def _served_models(self) -> set[str]:
-        members = self.redis.smembers(self.settings.served_models_key)
+        """Versions some worker node announced within the last three announce intervals."""
+        since = time.time() - 3 * self.settings.advertise_interval_s
+        members = self.redis.zrangebyscore(self.settings.served_models_key, since, "+inf")
         return {m.decode() for m in members} | {"default"}
 
     def _claim_check(self, job: IQJob, payloads: Mapping[int, bytes], inline: bool, pipe) -> dict:

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(3, ge=1, description="then a failed result, code internal")
 
     # Workers
+    advertise_interval_s: float = Field(
+        30.0, gt=0, description="how often a node re-announces the versions it serves"
+    )
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     # Prometheus: each worker node serves /metrics (multiprocess mode) on this port
@@ -88,7 +91,7 @@ class Settings(BaseSettings):
 
     @property
     def served_models_key(self) -> str:
-        """Set of model versions some worker serves (producers route by it)."""
+        """Sorted set: model version → last time (unix s) a worker node said it serves it."""
         return f"{self.key_prefix}:served-models"
 
     @property

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 
 import redis
 from celery import signals
 
-from heimdall.config import get_settings
+from heimdall.config import Settings, get_settings
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import ModelRegistry, install_registry
 from heimdall.workers import metrics
@@ -36,10 +38,30 @@ def before_worker_boot(**_: object) -> None:
     for version in versions:
         files = load_model_files(Path(settings.models_dir) / version)  # raises on tampering
         log.info("model %s verified (sha256 %s…)", version, files.manifest.onnx_sha256[:12])
-    redis.Redis.from_url(settings.redis_url).sadd(settings.served_models_key, *versions)
+    _advertise(settings, versions)
     metrics.before_worker_boot(settings)
     import librosa.filters  # noqa: F401  -- pay the import once, before the fork
     import onnxruntime  # noqa: F401
+
+
+def _advertise(settings: Settings, versions: list[str]) -> None:
+    """Announce the served versions now and every ``advertise_interval_s`` (producers route
+    a job to a version's queue only while some node announced it recently)."""
+    client = redis.Redis.from_url(settings.redis_url)
+
+    def announce() -> None:
+        client.zadd(settings.served_models_key, dict.fromkeys(versions, time.time()))
+
+    def keep_announcing() -> None:
+        while True:
+            time.sleep(settings.advertise_interval_s)
+            try:
+                announce()
+            except redis.RedisError as exc:
+                log.warning("could not announce served models: %s", exc)
+
+    announce()
+    threading.Thread(target=keep_announcing, name="advertise-models", daemon=True).start()
 
 
 @signals.worker_process_init.connect

@@ -34,8 +34,9 @@ def test_worker_node_exports_job_metrics(fleet):
         h.result(60)
     samples = _samples(port)
     assert samples[("heimdall_jobs_total", (("code", ""), ("status", "ok")))] == 5
-    assert samples[("heimdall_jobs_total", (("code", "too_few_receivers"),
-                                            ("status", "failed")))] == 1
+    assert (
+        samples[("heimdall_jobs_total", (("code", "too_few_receivers"), ("status", "failed")))] == 1
+    )
     assert samples[("heimdall_job_stage_seconds_count", (("stage", "inference"),))] == 5
     assert samples[("heimdall_job_stage_seconds_count", (("stage", "total"),))] == 6
     assert samples[("heimdall_session_loads_total", ())] == 2  # two children, one model
