@@ -1,0 +1,48 @@
+"""The command line: tables for people, and bad input named by file, line and field."""
+
+import json
+
+import pytest
+
+from heimdall.cli import main
+
+
+@pytest.fixture
+def jobs_file(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    assert main(["simulate", "--jobs", "3", "--seed", "4", "--out", str(path)]) == 0
+    return path
+
+
+def test_simulate_then_localize_prints_a_table(jobs_file, capsys):
+    records = [json.loads(line) for line in jobs_file.read_text().splitlines()]
+    assert len(records) == 3 and {"job", "truth"} <= records[0].keys()
+    assert main(["localize", str(jobs_file)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["job", "status"]
+    rows = out[2:]
+    assert len(rows) == 3 and all(" ok " in row for row in rows)
+    assert records[0]["job"]["job_id"][:8] in rows[0]
+
+
+def test_localize_names_a_bad_line(jobs_file):
+    lines = jobs_file.read_text().splitlines()
+    jobs_file.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n")
+    with pytest.raises(SystemExit, match=r"jobs.jsonl:2: not JSON"):
+        main(["localize", str(jobs_file)])
+
+
+def test_submit_names_the_invalid_field_before_touching_redis(jobs_file, capsys):
+    records = [json.loads(line) for line in jobs_file.read_text().splitlines()]
+    records[1]["job"]["receivers"][0]["lat"] = 123.0
+    jobs_file.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert main(["submit", "--file", str(jobs_file)]) == 2
+    err = capsys.readouterr().err
+    assert "job 2" in err and "receivers.0.lat" in err
+
+
+def test_unknown_subcommand_is_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
