@@ -260,18 +260,15 @@ def scaling(model_dir: Path, repeats: int = 5) -> dict:
 
     def cost(jobs: list[IQJob]) -> dict:
         runs = [localizer.localize(*by_reference(j)) for j in jobs]
-        ok = [r for r in runs if r.status == "ok"]
-        return (
-            {
-                k: statistics.median(getattr(r.timings_ms, k) for r in ok)
-                for k in ("features", "inference", "total")
-            }
-            if ok
-            else {}
-        )
+        out = {"status": runs[0].status if runs[0].status == "ok" else runs[0].error.code.value}
+        for key in ("features", "inference", "total"):
+            values = [getattr(r.timings_ms, key) for r in runs]
+            out[key] = statistics.median(values) if None not in values else None
+        return out
 
     receivers = {
-        r: cost(standard_jobs(repeats, seed=300 + r, receivers=r)) for r in (3, 4, 7, 10, 13, 16)
+        r: cost(standard_jobs(repeats, seed=300 + r, receivers=r))
+        for r in (1, 2, 3, 4, 7, 10, 13, 16)
     }
     samples = {
         n: cost(standard_jobs(repeats, seed=400, num_samples=n))
@@ -378,26 +375,20 @@ def bench_tables(report: dict) -> str:
         )
     )
     if "scaling" in report:
-        s = report["scaling"]
-        parts.append(
-            format_table(
-                ["receivers", "features ms", "inference ms", "total ms"],
-                [
-                    [r, _num(v.get("features")), _num(v.get("inference")), _num(v.get("total"))]
-                    for r, v in s["receivers"].items()
-                ],
-            )
-        )
-        parts.append(
-            format_table(
-                ["samples / receiver (7 rx)", "features ms", "inference ms", "total ms"],
-                [
-                    [n, _num(v.get("features")), _num(v.get("inference")), _num(v.get("total"))]
-                    for n, v in s["samples"].items()
-                ],
-            )
-        )
+        parts.append(_scaling_table("receivers (10 000 samples)", report["scaling"]["receivers"]))
+        parts.append(_scaling_table("samples / receiver (7 rx)", report["scaling"]["samples"]))
     return "\n\n".join(parts)
+
+
+def _scaling_table(first: str, rows: dict) -> str:
+    headers = [first, "result", "features ms", "inference ms", "total ms"]
+    return format_table(
+        headers,
+        [
+            [k, v["status"], _num(v["features"]), _num(v["inference"]), _num(v["total"])]
+            for k, v in rows.items()
+        ],
+    )
 
 
 def _num(v) -> str:
