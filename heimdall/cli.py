@@ -357,8 +357,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import redis
+    from kombu.exceptions import OperationalError
+
+    from heimdall.schemas import ModelIntegrityError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModelIntegrityError as exc:
+        print(f"heimdall: model refused: {exc}", file=sys.stderr)
+    except (redis.ConnectionError, OperationalError) as exc:
+        url = get_settings().redis_url
+        print(f"heimdall: cannot reach Redis at {url} (HEIMDALL_REDIS_URL): {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 2
 
 
 if __name__ == "__main__":

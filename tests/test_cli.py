@@ -46,3 +46,20 @@ def test_unknown_subcommand_is_refused(capsys):
         main(["frobnicate"])
     assert info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_model_is_a_message_not_a_traceback(jobs_file, capsys):
+    assert main(["localize", str(jobs_file), "--model", "v404"]) == 2
+    assert "model refused" in capsys.readouterr().err
+
+
+def test_unreachable_redis_is_named(monkeypatch, capsys):
+    from heimdall.config import get_settings
+
+    monkeypatch.setenv("HEIMDALL_REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    try:
+        assert main(["status", "--timeout", "0.2"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in capsys.readouterr().err
