@@ -359,10 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import redis
     from kombu.exceptions import OperationalError
+    from pydantic import ValidationError
 
     from heimdall.schemas import ModelIntegrityError
 
     args = build_parser().parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:
+        from heimdall.inference.failures import validation_message
+
+        print(f"heimdall: invalid HEIMDALL_* setting: {validation_message(exc)}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except ModelIntegrityError as exc:

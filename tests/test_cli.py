@@ -63,3 +63,15 @@ def test_unreachable_redis_is_named(monkeypatch, capsys):
     finally:
         get_settings.cache_clear()
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in capsys.readouterr().err
+
+
+def test_invalid_setting_is_named(monkeypatch, capsys):
+    from heimdall.config import get_settings
+
+    monkeypatch.setenv("HEIMDALL_BLOB_TTL_S", "-5")
+    get_settings.cache_clear()
+    try:
+        assert main(["status"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "blob_ttl_s" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     # Prometheus: each worker node serves /metrics (multiprocess mode) on this port
-    metrics_port: int | None = Field(9808, description="None disables the exporter")
+    metrics_port: int | None = Field(9808, description="off (or empty) disables the exporter")
     metrics_address: str = "0.0.0.0"
     metrics_dir: Path | None = Field(None, description="default: a fresh temp dir per node")
 
@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_user: str = "heimdall"
     flower_password: str = "heimdall"
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _metrics_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "no"):
+            return None
+        return value
 
     @model_validator(mode="after")
     def _limits_ordered(self) -> Settings:
