@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_sigterm_during_work_loses_no_job(fleet):
     gen = ScenarioGenerator(SimConfig(network="reference"), seed=200)
-    jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(30)]
+    jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(120)]
     worker = fleet.start_worker(concurrency=2)
     pubsub = fleet.feed.open_subscription()
     handles = fleet.producer.submit_many(jobs)
