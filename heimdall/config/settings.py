@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     soft_time_limit_s: float = Field(60.0, gt=0)
     hard_time_limit_s: float = Field(90.0, gt=0)
     visibility_timeout_s: float = Field(300.0, gt=0)
-    max_deliveries: int = Field(3, ge=1, description="then a failed result, code internal")
+    max_attempts: int = Field(
+        3, ge=1, description="times a job may be taken by a worker; then failed, code internal"
+    )
 
     # Workers
     advertise_interval_s: float = Field(

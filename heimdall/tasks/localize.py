@@ -75,7 +75,7 @@ def localize(self, job: Any) -> dict:
         # then expires with the hard time limit). Look again later; never drop the job.
         raise self.retry(countdown=BUSY_RETRY_S, max_retries=None)
     parsed: IQJob | None = None
-    if attempts > get_settings().max_deliveries:
+    if attempts > get_settings().max_attempts:
         result = _lost_too_often(job_id, attempts)
     else:
         parsed, result = _compute(job, job_id, books)
@@ -115,12 +115,12 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
 
 
 def _lost_too_often(job_id: str, attempts: int) -> Result:
-    cap = get_settings().max_deliveries
+    cap = get_settings().max_attempts
     log.error("job %s taken %d times (cap %d); failing it", job_id, attempts, cap)
     return failed_result(
         job_id,
         RuntimeError(
-            f"delivered {attempts} times, more than the cap of {cap}: "
+            f"taken by a worker {attempts} times, more than the cap of {cap}: "
             "the worker running it was lost each time"
         ),
     )

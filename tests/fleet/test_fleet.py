@@ -161,12 +161,12 @@ def test_inline_iq_message_from_any_celery_client(serving_fleet):
 def test_redelivery_cap_gives_a_failed_result(serving_fleet):
     f = serving_fleet
     job = _jobs(1, seed=112)[0]
-    # as if the worker running it had been lost max_deliveries times already
-    cap = f.settings.max_deliveries
+    # as if the worker running it had been lost max_attempts times already
+    cap = f.settings.max_attempts
     f.redis.set(f.settings.job_key(job.job_id, "attempts"), cap)
     result = f.producer.submit(job).result(60)
     assert result.status == "failed" and result.error.code == "internal"
-    assert "delivered" in result.error.message
+    assert "taken by a worker" in result.error.message
     assert f.computations(job.job_id) == cap + 1
 
 
