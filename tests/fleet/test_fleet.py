@@ -206,3 +206,42 @@ def test_results_are_accurate(serving_fleet):
         expected = local.localize(job)
         np.testing.assert_allclose(r.covariance_en_m2, expected.covariance_en_m2, rtol=1e-6)
         assert r.position.lat == pytest.approx(expected.position.lat, abs=1e-9)
+
+
+def test_plain_lpush_of_the_documented_message(serving_fleet):
+    """The README's raw message: a producer with only a Redis client (no Celery) enqueues."""
+    f = serving_fleet
+    job = json.loads(_jobs(1, seed=116)[0].to_json())  # iq_b64 inline
+    job_id = job["job_id"]
+    queue = f.settings.queue("interactive")
+    body = [[job], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    message = {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py",
+            "task": "heimdall.localize",
+            "id": job_id,
+            "root_id": job_id,
+            "parent_id": None,
+            "group": None,
+            "retries": 0,
+            "eta": None,
+            "expires": None,
+            "timelimit": [None, None],
+            "origin": "ingest-go",
+        },
+        "properties": {
+            "correlation_id": job_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    f.redis.lpush(f"{f.settings.key_prefix}:{queue}", json.dumps(message))
+    result = f.producer.app.AsyncResult(job_id).get(timeout=60)
+    assert result["status"] == "ok" and result["job_id"] == job_id
