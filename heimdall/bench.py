@@ -299,9 +299,8 @@ def run_bench(
         url = base.redis_url
         if not (use_configured_redis and reachable(url)):
             url = stack.enter_context(PrivateRedis()).url
-        settings = Settings(
-            **{**base.model_dump(), "redis_url": url, "key_prefix": f"bench{uuid.uuid4().hex[:6]}"}
-        )
+        prefix = f"bench{uuid.uuid4().hex[:6]}"
+        settings = base.model_copy(update={"redis_url": url, "key_prefix": prefix})
         print(f"fleet: 1 worker node × {processes} children on Redis {url}", flush=True)
         report["fleet"] = fleet(
             standard,

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from heimdall.client import Producer, ResultFeed
-from heimdall.config import Settings, get_settings
+from heimdall.config import get_settings
 from heimdall.console import Progress, format_table
 from heimdall.redis_server import PrivateRedis, reachable
 from heimdall.report import RESULT_HEADERS, error_m, inside_ellipse, result_row
@@ -44,7 +44,7 @@ def run_demo(
         else:
             url = stack.enter_context(PrivateRedis()).url
             say(f"no Redis answers at {base.redis_url}; started a private redis-server at {url}")
-        settings = Settings(**{**base.model_dump(), "redis_url": url})
+        settings = base.model_copy(update={"redis_url": url})
         env = {"HEIMDALL_REDIS_URL": url}
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="heimdall-demo-")))
         workers = []

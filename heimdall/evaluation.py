@@ -16,17 +16,13 @@ import numpy as np
 from heimdall.baseline.power import read_power
 from heimdall.baseline.rss import localize_rss
 from heimdall.console import Progress, format_table
-from heimdall.geo.ellipse import mahalanobis_sq
+from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
 from heimdall.inference.localizer import Localizer
 from heimdall.inference.model import MANIFEST_FILE
 from heimdall.schemas.errors import HeimdallError
 from heimdall.sim.scenario import ScenarioGenerator, SimConfig
 
 EVAL_SEED = 777_001  # never used for training (training seeds are recorded in manifests)
-
-
-def chi2_2dof(p: float) -> float:
-    return -2.0 * math.log(1.0 - p)
 
 
 @dataclass
@@ -53,15 +49,17 @@ class MethodErrors:
         if subset is not None:
             err, d2 = err[subset], d2[subset]
         ok = np.isfinite(err)
-        e_km = err[ok] / 1000.0
-        return {
-            "jobs": len(err),
-            "failures": int((~ok).sum()),
-            "median_km": float(np.median(e_km)) if ok.any() else math.nan,
-            "p90_km": float(np.percentile(e_km, 90)) if ok.any() else math.nan,
-            "p95_km": float(np.percentile(e_km, 95)) if ok.any() else math.nan,
-            "coverage_50": float((d2[ok] <= chi2_2dof(0.50)).mean()) if ok.any() else math.nan,
-            "coverage_95": float((d2[ok] <= chi2_2dof(0.95)).mean()) if ok.any() else math.nan,
+        e_km, d2_ok = err[ok] / 1000.0, d2[ok]
+        counts = {"jobs": len(err), "failures": int((~ok).sum())}
+        if not ok.any():
+            names = ("median_km", "p90_km", "p95_km", "coverage_50", "coverage_95")
+            return counts | dict.fromkeys(names, math.nan)
+        return counts | {
+            "median_km": float(np.median(e_km)),
+            "p90_km": float(np.percentile(e_km, 90)),
+            "p95_km": float(np.percentile(e_km, 95)),
+            "coverage_50": float((d2_ok <= chi2_2dof_scale(0.50) ** 2).mean()),
+            "coverage_95": float((d2_ok <= chi2_2dof_scale(0.95) ** 2).mean()),
         }
 
 

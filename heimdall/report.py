@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
 from heimdall.geo.enu import LocalFrame
 from heimdall.schemas.result import Result
 
@@ -34,8 +35,6 @@ def inside_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | N
     """Whether the truth lies inside the result's ellipse (at its confidence)."""
     if result.covariance_en_m2 is None or result.ellipse is None:
         return None
-    from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
-
     e, n, _ = LocalFrame(result.position.lat, result.position.lon).to_enu(true_lat, true_lon)
     d2 = float(mahalanobis_sq([e, n], result.covariance_en_m2))
     return d2 <= chi2_2dof_scale(result.ellipse.confidence) ** 2

@@ -70,6 +70,3 @@ class ResultFeed:
             for entry_id, fields in batch[0][1]:
                 last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 yield last, Result.model_validate_json(fields[b"result"])
-
-    def stream_length(self) -> int:
-        return int(self.redis.xlen(self.settings.results_stream))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import ValidationError
 
 from heimdall.schemas.errors import ErrorCode, HeimdallError
 from heimdall.schemas.result import Result, Timings
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 5
 
@@ -22,6 +26,9 @@ def error_of(exc: BaseException) -> tuple[ErrorCode, str]:
 def failed_result(
     job_id: str, exc: BaseException, timings: Timings | None = None, **fields
 ) -> Result:
+    """The ``failed`` result of ``exc``; an exception no job can cause is logged with its trace."""
+    if not isinstance(exc, ValidationError | HeimdallError):
+        log.error("job %s failed unexpectedly", job_id, exc_info=exc)
     code, message = error_of(exc)
     return Result.failed(job_id, code, message, timings_ms=timings or Timings(), **fields)
 

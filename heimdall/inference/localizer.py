@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from heimdall.dsp.features import FeatureExtractor
 from heimdall.dsp.iq import decode_iq
@@ -109,8 +108,6 @@ class Localizer:
         except reraise:
             raise
         except Exception as exc:
-            if not isinstance(exc, HeimdallError | ValidationError):
-                log.exception("job %s failed unexpectedly", job_id_of(job))
             result = failed_result(
                 job_id_of(job), exc, timings, model_version=self.version, worker=self.worker_name
             )
@@ -136,8 +133,9 @@ class Localizer:
             np.stack([x[:common] for x in iq]), pre.mean_db, pre.std_db
         )
         rx = job.receivers
-        frame = frame_at_centroid([r.lat for r in rx], [r.lon for r in rx], [r.alt_m for r in rx])
-        enu = frame.to_enu([r.lat for r in rx], [r.lon for r in rx], [r.alt_m for r in rx])
+        lats, lons, alts = ([r.lat for r in rx], [r.lon for r in rx], [r.alt_m for r in rx])
+        frame = frame_at_centroid(lats, lons, alts)
+        enu = frame.to_enu(lats, lons, alts)
         return PreparedJob(
             job=job,
             frame=frame,

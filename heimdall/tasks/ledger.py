@@ -8,7 +8,6 @@ import redis
 
 from heimdall.config import Settings
 from heimdall.schemas.job import IQJob
-from heimdall.schemas.result import Result
 
 
 class Claim(IntEnum):
@@ -78,24 +77,17 @@ class JobLedger:
         state, attempts = self._begin_script(keys=keys, args=args)
         return Claim(int(state)), int(attempts)
 
-    def finish(self, result: Result, job: IQJob | None) -> bool:
+    def finish(self, job_id: str, status: str, result_json: str, job: IQJob | None) -> bool:
         """Publish the stored result (XADD + PUBLISH, once per job id) and drop the job's
         claim and blobs, atomically in one round trip. False if it was already published."""
         s = self.settings
         keys = [
-            s.job_key(result.job_id, "published"),
+            s.job_key(job_id, "published"),
             s.results_stream,
-            s.job_key(result.job_id, "claim"),
-            *self._own_blobs(job, result.job_id),
+            s.job_key(job_id, "claim"),
+            *self._own_blobs(job, job_id),
         ]
-        args = [
-            s.result_ttl_s,
-            s.results_channel,
-            s.stream_maxlen,
-            result.job_id,
-            result.status,
-            result.to_json(),
-        ]
+        args = [s.result_ttl_s, s.results_channel, s.stream_maxlen, job_id, status, result_json]
         return bool(self._finish_script(keys=keys, args=args))
 
     def _own_blobs(self, job: IQJob | None, job_id: str) -> list[str]:

@@ -9,9 +9,8 @@ publishing a result is the one case that computes a job twice; it is still publi
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +18,12 @@ from typing import Any
 import redis
 from celery import states
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
-from pydantic import ValidationError
 
 from heimdall.config import get_settings
 from heimdall.inference.failures import failed_result
-from heimdall.inference.localizer import job_id_of
+from heimdall.inference.localizer import default_worker_name, job_id_of
 from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
-from heimdall.schemas.errors import HeimdallError, InvalidJob, JobTimeout
+from heimdall.schemas.errors import ErrorCode, InvalidJob, JobTimeout
 from heimdall.schemas.job import IQJob
 from heimdall.schemas.result import Result, Timings
 from heimdall.tasks.app import TASK_NAME, app
@@ -34,10 +32,6 @@ from heimdall.tasks.ledger import Claim, JobLedger
 log = logging.getLogger(__name__)
 BUSY_RETRY_S = 2.0
 _ledger: JobLedger | None = None
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def ledger() -> JobLedger:
@@ -54,7 +48,9 @@ def registry() -> ModelRegistry:
     current = process_registry()
     if current is None:
         s = get_settings()
-        current = ModelRegistry(s.models_dir, s.default_model, s.serve_models, worker_name())
+        current = ModelRegistry(
+            s.models_dir, s.default_model, s.serve_models, default_worker_name()
+        )
         install_registry(current)
     return current
 
@@ -67,7 +63,7 @@ def localize(self, job: Any) -> dict:
     started_s = time.perf_counter()
     job_id = self.request.id
     books = ledger()
-    claim, attempts = books.begin(job_id, worker_name())
+    claim, attempts = books.begin(job_id, default_worker_name())
     if claim is Claim.DONE:
         raise Ignore()  # already computed: a duplicate submission or a late redelivery
     if claim is Claim.BUSY:
@@ -79,12 +75,13 @@ def localize(self, job: Any) -> dict:
         result = _lost_too_often(job_id, attempts)
     else:
         parsed, result = _compute(job, job_id, books)
-    result.worker = worker_name()
+    result.worker = default_worker_name()
     result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    body = result.model_dump(mode="json", by_alias=True)
+    body_json = result.to_json()  # serialized once: published as is, stored as its dict
+    body = json.loads(body_json)
     # Stored before publishing so a subscriber that hears of it can always fetch it.
     self.backend.store_result(job_id, body, states.SUCCESS)
-    books.finish(result, parsed)
+    books.finish(job_id, result.status, body_json, parsed)
     return body
 
 
@@ -106,10 +103,7 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
         result = failed_result(
             job_id, JobTimeout(f"job exceeded the {limit:g} s soft time limit"), timings
         )
-    except (ValidationError, HeimdallError) as exc:
-        result = failed_result(job_id, exc, timings)
     except Exception as exc:
-        log.exception("job %s failed unexpectedly", job_id)
         result = failed_result(job_id, exc, timings)
     return parsed, result
 
@@ -117,10 +111,9 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
 def _lost_too_often(job_id: str, attempts: int) -> Result:
     cap = get_settings().max_attempts
     log.error("job %s taken %d times (cap %d); failing it", job_id, attempts, cap)
-    return failed_result(
+    return Result.failed(
         job_id,
-        RuntimeError(
-            f"taken by a worker {attempts} times, more than the cap of {cap}: "
-            "the worker running it was lost each time"
-        ),
+        ErrorCode.INTERNAL,
+        f"taken by a worker {attempts} times, more than the cap of {cap}: "
+        "the worker running it was lost each time",
     )

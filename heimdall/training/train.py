@@ -14,11 +14,12 @@ import numpy as np
 
 from heimdall.console import Progress
 from heimdall.dsp.features import LOG_FLOOR, FeatureExtractor
+from heimdall.geo.ellipse import chi2_2dof_scale
 from heimdall.schemas.manifest import ModelManifest, Preprocessing
 from heimdall.sim.scenario import SimConfig
 from heimdall.training.dataset import Arrays, build_arrays, normalized_stats
 
-CHI2_2DOF_95 = -2.0 * math.log(0.05)
+CHI2_2DOF_95 = chi2_2dof_scale(0.95) ** 2
 
 
 @dataclass

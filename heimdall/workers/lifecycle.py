@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -20,15 +19,12 @@ import redis
 from celery import signals
 
 from heimdall.config import Settings, get_settings
+from heimdall.inference.localizer import default_worker_name
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import ModelRegistry, install_registry
 from heimdall.workers import metrics
 
 log = logging.getLogger(__name__)
-
-
-def child_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @signals.worker_init.connect
@@ -68,17 +64,17 @@ def _advertise(settings: Settings, versions: list[str]) -> None:
 def after_child_fork(**_: object) -> None:
     settings = get_settings()
     registry = ModelRegistry(
-        settings.models_dir, settings.default_model, settings.serve_models, child_name()
+        settings.models_dir, settings.default_model, settings.serve_models, default_worker_name()
     )
     install_registry(registry)
     if metrics.current() is not None:
         metrics.current().session_loads.inc(len(registry.versions))
     try:
         client = redis.Redis.from_url(settings.redis_url)
-        client.hincrby(settings.session_loads_key, child_name(), 1)
+        client.hincrby(settings.session_loads_key, default_worker_name(), 1)
     except redis.RedisError as exc:  # bookkeeping only; the child can still serve
         log.warning("could not record session load: %s", exc)
-    log.info("child %s loaded ONNX sessions for %s", child_name(), registry.versions)
+    log.info("child %s loaded ONNX sessions for %s", default_worker_name(), registry.versions)
 
 
 @signals.task_postrun.connect
