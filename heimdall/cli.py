@@ -104,15 +104,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     argv = [
         "worker",
-        "--pool=prefork",
         f"--concurrency={args.concurrency or settings.concurrency}",
         f"--queues={','.join(settings.worker_queues())}",
         "--events",
         f"--loglevel={args.loglevel}",
         f"--hostname={args.name}",
     ]
-    app.worker_main(argv)
-    return 0
+    # Celery's exit code: non-zero when the node could not go on (supervisors restart it).
+    return app.start(argv) or 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """A private ``redis-server`` on a free port in a temp dir (demo, bench, tests).
 
-Never touches a shared Redis: it has its own port, directory and no persistence.
+Never touches a shared Redis: it has its own port and directory; no persistence unless asked
+(``appendonly=True``: an AOF fsynced on every write, so ``kill -9`` + :meth:`restart` loses
+nothing acknowledged; the chaos run uses it).
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ def reachable(url: str, timeout_s: float = 1.0) -> bool:
 class PrivateRedis:
     """``with PrivateRedis() as r: r.url`` — started on entry, shut down on exit."""
 
-    def __init__(self, binary: str = "redis-server", start_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        binary: str = "redis-server",
+        start_timeout_s: float = 10.0,
+        appendonly: bool = False,
+    ) -> None:
         path = shutil.which(binary)
         if path is None:
             raise FileNotFoundError(
@@ -44,6 +51,7 @@ class PrivateRedis:
             )
         self.binary = path
         self.start_timeout_s = start_timeout_s
+        self.appendonly = appendonly
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
@@ -55,6 +63,13 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         self._dir = tempfile.TemporaryDirectory(prefix="heimdall-redis-")
         self.port = free_port()
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        persistence = ["--appendonly", "no"]
+        if self.appendonly:
+            persistence = ["--appendonly", "yes", "--appendfsync", "always"]
         self.process = subprocess.Popen(
             [
                 self.binary,
@@ -66,8 +81,7 @@ class PrivateRedis:
                 self._dir.name,
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persistence,
                 "--logfile",
                 str(Path(self._dir.name) / "log"),
             ],
@@ -80,7 +94,17 @@ class PrivateRedis:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.05)
-        return self
+
+    def kill(self) -> None:
+        """``kill -9`` the server (its directory, and AOF if any, stay for :meth:`restart`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        """Start the server again on the same port and directory (reloading its AOF)."""
+        self.kill()
+        self._launch()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

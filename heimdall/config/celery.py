@@ -13,10 +13,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "visibility_timeout": settings.visibility_timeout_s,
         "global_keyprefix": f"{settings.key_prefix}:",
     }
-    return {
+    config = {
         "broker_url": settings.broker,
         "result_backend": settings.result_backend,
-        "broker_transport_options": dict(transport),
+        # Messages of a lost node (unacked past the visibility timeout) are looked for every
+        # 5 s, not kombu's default of every 10th 10 s tick.
+        "broker_transport_options": {
+            **transport,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": dict(transport),
         "broker_connection_retry_on_startup": True,
         # Serialization: JSON only; pickle is never accepted.
@@ -28,7 +34,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # On a broker connection loss, running jobs go on: they ride out a Redis restart and
+        # publish their result (Celery's cancel-on-loss would terminate them, then ack their
+        # messages as revoked once the connection is back, dropping the jobs).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # A lost child is reported after this wait for a late result; the task publishes its
+        # own results, so there is nothing to wait for: its job is requeued at once.
+        "worker_lost_wait": 1.0,
         "task_soft_time_limit": settings.soft_time_limit_s,
         "task_time_limit": settings.hard_time_limit_s,
         "result_expires": settings.result_ttl_s,
@@ -43,7 +55,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         # Children load librosa filters and ONNX sessions on start; allow for a slow disk.
         "worker_proc_alive_timeout": 30.0,
+        # No message can stop a node (DESIGN §8.12, §8.13): messages pass the gate before
+        # the pool; Redis queue items are screened before kombu parses them; a child lost
+        # while the node boots is replaced.
+        "worker_consumer": "heimdall.tasks.gate:GuardedConsumer",
+        "worker_pool": "heimdall.workers.pool:PreforkPool",
     }
+    if settings.broker.startswith(("redis://", "rediss://")):
+        config["broker_transport"] = "heimdall.tasks.transport:ScreeningRedisTransport"
+    return config
 
 
 TASK_NAME = "heimdall.localize"

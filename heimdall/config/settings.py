@@ -9,6 +9,9 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# DESIGN §3: 16 receivers × 2 000 000 samples; config imports nothing of the package.
+MAX_JOB_SAMPLES = 32_000_000
+
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
@@ -42,6 +45,21 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, ge=1, description="times a job may be taken by a worker; then failed, code internal"
     )
+    busy_retry_s: float = Field(
+        2.0, gt=0, description="a job claimed by another child is looked at again after this"
+    )
+
+    # Input bounds (DESIGN §3, §8.12, §8.14)
+    max_job_samples: int = Field(
+        MAX_JOB_SAMPLES,
+        ge=1,
+        le=MAX_JOB_SAMPLES,
+        description="samples over all receivers of one job; larger jobs fail with invalid_job",
+    )
+    max_message_bytes: int = Field(
+        64 * 2**20, gt=0, description="a queue message larger than this is a dead letter"
+    )
+    dead_letters_max: int = Field(10_000, gt=0, description="dead letters kept (oldest dropped)")
 
     # Workers
     advertise_interval_s: float = Field(
@@ -97,6 +115,11 @@ class Settings(BaseSettings):
     def job_key(self, job_id: str, what: str) -> str:
         """Per-job bookkeeping keys: ``claim``, ``attempts``, ``published``."""
         return f"{self.key_prefix}:job:{job_id}:{what}"
+
+    @property
+    def dead_letters_key(self) -> str:
+        """List of messages no worker could use (newest first), JSON each."""
+        return f"{self.key_prefix}:dead-letters"
 
     @property
     def served_models_key(self) -> str:

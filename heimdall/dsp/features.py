@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
 
 LOG_FLOOR = 1e-12
+FRAMES_PER_CHUNK = 1024  # bounds the STFT held at once: 1024 × n_fft complex64 = 4 MiB at 512
 
 
 def periodic_hann(n: int) -> np.ndarray:
@@ -53,33 +55,31 @@ class FeatureExtractor:
     window: np.ndarray = field(init=False, repr=False)
     mel: np.ndarray = field(init=False, repr=False)
     _neg_bins: np.ndarray = field(init=False, repr=False)
+    _power_scale: np.float32 = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.window = periodic_hann(self.n_fft)
         self.mel = mel_filterbank(self.sample_rate_hz, self.n_fft, self.n_mels)
         half = self.n_fft // 2
         self._neg_bins = (-np.arange(half + 1)) % self.n_fft
+        self._power_scale = np.float32(1.0 / float(self.window.sum()) ** 2)
 
     def power(self, iq: np.ndarray) -> np.ndarray:
         """Two-sided STFT power ``[..., T, n_fft]`` of complex ``iq`` ``[..., N]``."""
-        x = np.asarray(iq, dtype=np.complex64)
-        if x.shape[-1] < self.n_fft:
-            raise ValueError(f"need at least n_fft={self.n_fft} samples, got {x.shape[-1]}")
-        frames = np.lib.stride_tricks.sliding_window_view(x, self.n_fft, axis=-1)[
-            ..., :: self.hop, :
-        ]
-        spectrum = np.fft.fft(frames * self.window, axis=-1)
-        scale = np.float32(1.0 / float(self.window.sum()) ** 2)
-        return (spectrum.real**2 + spectrum.imag**2).astype(np.float32) * scale
+        frames = self._frames(iq)
+        return self._frame_power(frames.reshape(-1, self.n_fft)).reshape(frames.shape)
 
     def mel_power(self, iq: np.ndarray) -> np.ndarray:
         """Mirrored mel power ``[..., 2·n_mels, T]``, rows from −fs/2 to +fs/2."""
-        p = self.power(iq)
-        half = self.n_fft // 2
-        positive = p[..., : half + 1] @ self.mel.T
-        negative = p[..., self._neg_bins] @ self.mel.T
-        both = np.concatenate([negative[..., ::-1], positive], axis=-1)
-        return np.swapaxes(both, -1, -2)
+        frames = self._frames(iq)
+        lead, num = frames.shape[:-2], frames.shape[-2]
+        flat = frames.reshape(-1, num, self.n_fft)
+        out = np.empty((flat.shape[0], 2 * self.n_mels, num), np.float32)
+        for row in range(flat.shape[0]):
+            for start in range(0, num, FRAMES_PER_CHUNK):
+                chunk = self._frame_power(flat[row, start : start + FRAMES_PER_CHUNK])
+                out[row, :, start : start + len(chunk)] = self._mirrored_mel(chunk).T
+        return out.reshape(*lead, 2 * self.n_mels, num)
 
     def dbfs(self, iq: np.ndarray) -> np.ndarray:
         """``10·log10(mel power + 1e-12)``: the un-normalized features, in dBFS."""
@@ -88,3 +88,45 @@ class FeatureExtractor:
     def features(self, iq: np.ndarray, mean_db: float, std_db: float) -> np.ndarray:
         """Normalized features ``(dBFS − μ) / σ`` with the model's fixed scalar μ, σ."""
         return ((self.dbfs(iq) - np.float32(mean_db)) / np.float32(std_db)).astype(np.float32)
+
+    def capture_features(
+        self, iq: np.ndarray, mean_db: float, std_db: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One capture's normalized features ``[2·n_mels, T]`` and its mean power per FFT bin
+        ``[n_fft]`` (for signal detection), computed ``FRAMES_PER_CHUNK`` frames at a time so
+        a long capture never holds its whole STFT."""
+        frames = self._frames(iq)
+        num = frames.shape[0]
+        out = np.empty((2 * self.n_mels, num), np.float32)
+        power_sum = np.zeros(self.n_fft, np.float64)
+        for start in range(0, num, FRAMES_PER_CHUNK):
+            chunk = self._frame_power(frames[start : start + FRAMES_PER_CHUNK])
+            power_sum += chunk.sum(axis=0, dtype=np.float64)
+            out[:, start : start + len(chunk)] = self._mirrored_mel(chunk).T
+        np.add(out, np.float32(LOG_FLOOR), out=out)
+        np.log10(out, out=out)
+        out *= np.float32(10.0 / std_db)
+        out -= np.float32(mean_db / std_db)
+        return out, power_sum / num
+
+    def _frames(self, iq: np.ndarray) -> np.ndarray:
+        """Read-only view ``[..., T, n_fft]`` of the frames (no copy)."""
+        x = np.asarray(iq, dtype=np.complex64)
+        if x.shape[-1] < self.n_fft:
+            raise ValueError(f"need at least n_fft={self.n_fft} samples, got {x.shape[-1]}")
+        return np.lib.stride_tricks.sliding_window_view(x, self.n_fft, axis=-1)[..., :: self.hop, :]
+
+    def _frame_power(self, frames: np.ndarray) -> np.ndarray:
+        """``|FFT(w·x)|² / (Σw)²`` of frames ``[K, n_fft]``, in float32 throughout."""
+        spectrum = scipy.fft.fft(frames * self.window, axis=-1, overwrite_x=True, workers=1)
+        power = np.square(spectrum.real)
+        power += np.square(spectrum.imag)
+        power *= self._power_scale
+        return power
+
+    def _mirrored_mel(self, power: np.ndarray) -> np.ndarray:
+        """Mel power ``[K, 2·n_mels]`` of frame powers ``[K, n_fft]``, from −fs/2 to +fs/2."""
+        half = self.n_fft // 2
+        positive = power[:, : half + 1] @ self.mel.T
+        negative = power[:, self._neg_bins] @ self.mel.T
+        return np.concatenate([negative[:, ::-1], positive], axis=-1)

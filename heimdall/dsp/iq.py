@@ -11,6 +11,10 @@ import numpy as np
 from heimdall.schemas.errors import InvalidPayload
 from heimdall.schemas.job import BYTES_PER_SAMPLE
 
+# Full scale is 1.0; cf32 beyond ±1e6 (120 dB over full scale) is a scaling error upstream,
+# and squared it would overflow float32 power sums into inf.
+MAX_CF32_MAGNITUDE = 1e6
+
 _COMPONENT_DTYPE = {"cf32_le": np.dtype("<f4"), "ci16_le": np.dtype("<i2"), "cu8": np.dtype("u1")}
 
 
@@ -25,9 +29,15 @@ def decode_iq(payload: bytes, datatype: str, num_samples: int) -> np.ndarray:
         )
     parts = np.frombuffer(payload, dtype=_COMPONENT_DTYPE[datatype]).reshape(-1, 2)
     if datatype == "cf32_le":
-        if not np.isfinite(parts).all():
-            raise InvalidPayload("payload contains NaN or Inf samples")
         iq = parts.astype(np.float32)
+        peak = float(np.abs(iq).max()) if iq.size else 0.0
+        if not np.isfinite(peak):
+            raise InvalidPayload("payload contains NaN or Inf samples")
+        if peak > MAX_CF32_MAGNITUDE:
+            raise InvalidPayload(
+                f"cf32 sample magnitude {peak:.3g} exceeds {MAX_CF32_MAGNITUDE:g} "
+                "(full scale is 1.0): rescale the IQ"
+            )
     elif datatype == "ci16_le":
         iq = parts.astype(np.float32) * np.float32(2.0**-15)
     else:

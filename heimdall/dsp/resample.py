@@ -36,9 +36,15 @@ def rational_ratio(from_rate_hz: float, to_rate_hz: float) -> tuple[int, int]:
     return ratio.numerator, ratio.denominator
 
 
+def resampled_length(num_samples: int, up: int, down: int) -> int:
+    """Samples out of :func:`resample_to` for ``num_samples`` in: ``ceil(n · up / down)``."""
+    return -(-num_samples * up // down)
+
+
 def resample_to(samples: np.ndarray, from_rate_hz: float, to_rate_hz: float) -> np.ndarray:
     """Resample complex ``samples`` by the exact polyphase ratio; a no-op at equal rates."""
     up, down = rational_ratio(from_rate_hz, to_rate_hz)
     if up == down:
         return samples
-    return resample_poly(samples, up, down).astype(np.complex64)
+    out = resample_poly(samples, up, down)
+    return out if out.dtype == np.complex64 else out.astype(np.complex64)

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from heimdall.dsp.features import FeatureExtractor
+from heimdall.dsp.detect import signal_present
+from heimdall.dsp.features import FeatureExtractor, num_frames
 from heimdall.dsp.iq import decode_iq
-from heimdall.dsp.resample import resample_to
+from heimdall.dsp.resample import rational_ratio, resample_to, resampled_length
 from heimdall.dsp.threads import limit_native_threads
 from heimdall.geo.ellipse import ellipse_from_covariance
 from heimdall.geo.enu import LocalFrame, frame_at_centroid
@@ -30,12 +31,14 @@ from heimdall.inference.model import load_model_files
 from heimdall.inference.session import create_session
 from heimdall.schemas.errors import (
     HeimdallError,
+    InvalidJob,
     InvalidPayload,
+    NoSignal,
     PayloadMissing,
     TooFewReceivers,
     UnknownModel,
 )
-from heimdall.schemas.job import IQJob
+from heimdall.schemas.job import MAX_JOB_SAMPLES, IQJob
 from heimdall.schemas.result import Ellipse, Position, Result, Timings
 
 log = logging.getLogger(__name__)
@@ -62,9 +65,15 @@ class Localizer:
     """One verified model and its ONNX session; reuse it for every job of a process."""
 
     def __init__(
-        self, model_dir: str | Path, worker_name: str | None = None, native_threads: int | None = 1
+        self,
+        model_dir: str | Path,
+        worker_name: str | None = None,
+        native_threads: int | None = 1,
+        max_job_samples: int = MAX_JOB_SAMPLES,
     ) -> None:
-        """Load and verify ``model_dir``; ``native_threads`` caps numpy BLAS pools (None: as is)."""
+        """Load and verify ``model_dir``; ``native_threads`` caps numpy BLAS pools (None: as is);
+        jobs of more than ``max_job_samples`` samples in all are refused before decoding."""
+        self.max_job_samples = max_job_samples
         if native_threads is not None:
             limit_native_threads(native_threads)
         files = load_model_files(model_dir)
@@ -115,23 +124,40 @@ class Localizer:
         return result
 
     def prepare(self, job: IQJob, payloads: Mapping[int, bytes]) -> PreparedJob:
-        """Validate against the model, decode every capture and compute the model inputs."""
+        """Validate against the model, decode every capture and compute the model inputs.
+
+        Captures are decoded, resampled and reduced to features one at a time (the IQ of one
+        capture is held at once, never the whole job's), and cropped to the shortest capture.
+        """
         if not self.accepts(job.model):
             raise UnknownModel(f"model {job.model!r} is not served here (this is {self.version})")
         if len(job.receivers) < MIN_RECEIVERS:
             raise TooFewReceivers(
                 f"{len(job.receivers)} receivers present; the model needs at least {MIN_RECEIVERS}"
             )
-        iq = [self._samples(job, i, payloads) for i in range(len(job.receivers))]
-        common = min(len(x) for x in iq)  # captures of unequal length are cropped to the shortest
-        if common < self.extractor.n_fft:
-            raise InvalidPayload(
-                f"after resampling only {common} samples remain; need n_fft={self.extractor.n_fft}"
-            )
+        check_job_size(job, self.max_job_samples)
         pre = self.manifest.preprocessing
-        spectra = self.extractor.features(
-            np.stack([x[:common] for x in iq]), pre.mean_db, pre.std_db
+        ratios = [self._ratio(job, i) for i in range(len(job.receivers))]
+        common = min(
+            resampled_length(r.num_samples, up, down)
+            for r, (up, down) in zip(job.receivers, ratios, strict=True)
         )
+        if common < pre.n_fft:
+            raise InvalidPayload(
+                f"after resampling only {common} samples remain; need n_fft={pre.n_fft}"
+            )
+        frames = num_frames(common, pre.n_fft, pre.hop)
+        spectra = np.empty((1, len(job.receivers), 2 * pre.n_mels, frames), np.float32)
+        hearing = 0
+        for i in range(len(job.receivers)):
+            iq = self._samples(job, i, payloads)[:common]
+            spectra[0, i], mean_power = self.extractor.capture_features(iq, pre.mean_db, pre.std_db)
+            hearing += signal_present(mean_power, frames)
+        if hearing < MIN_RECEIVERS:
+            raise NoSignal(
+                f"a signal stands above the noise at {hearing} of {len(job.receivers)} "
+                f"receivers; localizing needs {MIN_RECEIVERS}"
+            )
         rx = job.receivers
         lats, lons, alts = ([r.lat for r in rx], [r.lon for r in rx], [r.alt_m for r in rx])
         frame = frame_at_centroid(lats, lons, alts)
@@ -139,7 +165,7 @@ class Localizer:
         return PreparedJob(
             job=job,
             frame=frame,
-            spectra=spectra[None],
+            spectra=spectra,
             rx_enu=(enu / self.manifest.position_scale_m).astype(np.float32)[None],
             rx_mask=np.ones((1, len(rx)), np.float32),
         )
@@ -189,25 +215,49 @@ class Localizer:
             worker=self.worker_name,
         )
 
+    def _ratio(self, job: IQJob, index: int) -> tuple[int, int]:
+        capture = job.receivers[index]
+        try:
+            return rational_ratio(
+                capture.sample_rate_hz, self.manifest.preprocessing.sample_rate_hz
+            )
+        except HeimdallError as exc:
+            raise type(exc)(f"{_where(job, index)}: {exc}") from exc
+
     def _samples(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> np.ndarray:
         capture = job.receivers[index]
-        where = f"receivers[{index}] ({capture.receiver_id})"
         if capture.iq_b64 is not None:
             try:
                 payload = capture.inline_bytes()
             except ValueError as exc:
-                raise InvalidPayload(f"{where}: {exc}") from exc
+                raise InvalidPayload(f"{_where(job, index)}: {exc}") from exc
         else:
             payload = payloads.get(index)
             if payload is None:
-                raise PayloadMissing(f"{where}: no IQ found for iq_ref {capture.iq_ref!r}")
+                raise PayloadMissing(
+                    f"{_where(job, index)}: no IQ found for iq_ref {capture.iq_ref!r}"
+                )
         try:
             samples = decode_iq(payload, capture.datatype, capture.num_samples)
             return resample_to(
                 samples, capture.sample_rate_hz, self.manifest.preprocessing.sample_rate_hz
             )
         except HeimdallError as exc:
-            raise type(exc)(f"{where}: {exc}") from exc
+            raise type(exc)(f"{_where(job, index)}: {exc}") from exc
+
+
+def check_job_size(job: IQJob, max_job_samples: int) -> None:
+    """Refuse (``invalid_job``) a job whose declared samples exceed the cap, before any IQ
+    is fetched or decoded: memory per job is bounded by the cap (DESIGN §3, §8.14)."""
+    if job.total_samples > max_job_samples:
+        raise InvalidJob(
+            f"receivers hold {job.total_samples} samples in all; the limit per job is "
+            f"{max_job_samples} (HEIMDALL_MAX_JOB_SAMPLES)"
+        )
+
+
+def _where(job: IQJob, index: int) -> str:
+    return f"receivers[{index}] ({job.receivers[index].receiver_id})"
 
 
 def job_id_of(job: IQJob | Mapping[str, Any]) -> str:

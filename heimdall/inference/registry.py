@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol, Self
 
 from heimdall.inference.localizer import Localizer
 from heimdall.schemas.errors import UnknownModel
+from heimdall.schemas.job import MAX_JOB_SAMPLES
+
+
+class ServingSettings(Protocol):
+    models_dir: Path
+    default_model: str
+    serve_models: list[str]
+    max_job_samples: int
 
 
 class ModelRegistry:
@@ -17,12 +26,28 @@ class ModelRegistry:
         default: str,
         extra: list[str] | None = None,
         worker_name: str | None = None,
+        max_job_samples: int = MAX_JOB_SAMPLES,
     ) -> None:
         self.default = default
         versions = list(dict.fromkeys([default, *(extra or [])]))
         self.localizers = {
-            v: Localizer(Path(models_dir) / v, worker_name=worker_name) for v in versions
+            v: Localizer(
+                Path(models_dir) / v, worker_name=worker_name, max_job_samples=max_job_samples
+            )
+            for v in versions
         }
+
+    @classmethod
+    def for_settings(cls, settings: ServingSettings, worker_name: str | None = None) -> Self:
+        """The registry a worker process serves with ``settings`` (a ``heimdall.config``
+        ``Settings``; inference does not import config)."""
+        return cls(
+            settings.models_dir,
+            settings.default_model,
+            settings.serve_models,
+            worker_name,
+            settings.max_job_samples,
+        )
 
     @property
     def versions(self) -> list[str]:

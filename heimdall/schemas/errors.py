@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_MODEL = "unknown_model"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    NO_COMMON_TIME = "no_common_time"
+    NO_SIGNAL = "no_signal"
 
 
 class HeimdallError(Exception):
@@ -52,6 +54,12 @@ class UnknownModel(HeimdallError):
 
 class JobTimeout(HeimdallError):
     code = ErrorCode.TIMEOUT
+
+
+class NoSignal(HeimdallError):
+    """Nothing stands above the noise at enough receivers: an empty job is not a position."""
+
+    code = ErrorCode.NO_SIGNAL
 
 
 class ModelIntegrityError(Exception):

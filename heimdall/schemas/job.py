@@ -24,6 +24,10 @@ MAX_RECEIVERS = 16
 MAX_SAMPLES = 2_000_000
 MIN_SAMPLES = 512  # n_fft of model v1: fewer samples make not even one STFT frame
 MAX_META_BYTES = 4096
+MAX_META_DEPTH = 16
+MAX_JOB_SAMPLES = 16 * MAX_SAMPLES  # default of Settings.max_job_samples
+MAX_SAMPLE_RATE_HZ = 1e10  # above any real ADC; keeps rate arithmetic finite
+MAX_FREQUENCY_HZ = 1e12
 
 Datatype = Literal["cf32_le", "ci16_le", "cu8"]
 BYTES_PER_SAMPLE: dict[str, int] = {"cf32_le": 8, "ci16_le": 4, "cu8": 2}
@@ -31,6 +35,33 @@ BYTES_PER_SAMPLE: dict[str, int] = {"cf32_le": 8, "ci16_le": 4, "cu8": 2}
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _in_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a time whose UTC form falls outside years 1–9999 is refused."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from exc
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """Depth of nested lists/dicts in ``value``, counted without recursion; stops past ``limit``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class ReceiverCapture(BaseModel):
@@ -42,13 +73,19 @@ class ReceiverCapture(BaseModel):
     lat: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False)
     lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
     alt_m: float = Field(0.0, ge=-500.0, le=10_000.0, allow_inf_nan=False)
-    sample_rate_hz: float = Field(gt=0.0, allow_inf_nan=False)
-    center_frequency_hz: float = Field(gt=0.0, allow_inf_nan=False)
+    sample_rate_hz: float = Field(gt=0.0, le=MAX_SAMPLE_RATE_HZ, allow_inf_nan=False)
+    center_frequency_hz: float = Field(gt=0.0, le=MAX_FREQUENCY_HZ, allow_inf_nan=False)
     start_time: AwareDatetime
     datatype: Datatype
     num_samples: int = Field(ge=MIN_SAMPLES, le=MAX_SAMPLES)
     iq_ref: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     iq_b64: str | None = None
+
+    @field_validator("start_time")
+    @classmethod
+    def _start_in_range(cls, value: datetime) -> datetime:
+        _in_utc(value)  # kept as sent; only checked that it has a UTC form
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_payload(self) -> ReceiverCapture:
@@ -99,7 +136,16 @@ class IQJob(BaseModel):
     @field_validator("submitted_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return _in_utc(value)
+
+    @field_validator("meta", mode="before")
+    @classmethod
+    def _meta_shallow(cls, value: Any) -> Any:
+        # Checked before anything walks it recursively (validation, json.dumps).
+        depth = nesting_depth(value, MAX_META_DEPTH)
+        if depth > MAX_META_DEPTH:
+            raise ValueError(f"meta is nested deeper than {MAX_META_DEPTH} levels")
+        return value
 
     @field_validator("meta")
     @classmethod
@@ -118,6 +164,11 @@ class IQJob(BaseModel):
         if len(set(ids)) != len(ids):
             raise ValueError("receiver_id values must be unique within a job")
         return self
+
+    @property
+    def total_samples(self) -> int:
+        """Samples over all receivers, as declared (checked against the cap before decoding)."""
+        return sum(r.num_samples for r in self.receivers)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator, Mapping
 from enum import IntEnum
+from typing import Any
 
 import redis
+from celery import states
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from heimdall.config import Settings
 from heimdall.schemas.job import IQJob
+from heimdall.schemas.result import Result
+
+PREFETCH_BYTES = 16 * 2**20  # a job with less IQ than this fetches all blobs in one MGET
+# A Redis restart (seconds) is ridden out: up to 40 retries, 50 ms doubling to 1 s apart.
+RECONNECT_RETRIES = 40
 
 
 class Claim(IntEnum):
@@ -42,6 +54,65 @@ return published
 """
 
 
+# KEYS: claim, attempts. ARGV: holder, 1 to also take back the attempt. Deletes the claim
+# only while that holder still has it.
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('DECR', KEYS[2]) end
+return 1
+"""
+
+
+def ledger_client(url: str) -> redis.Redis:
+    """A client that retries through a Redis restart instead of failing the job at once."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RECONNECT_RETRIES),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+class BlobPayloads(Mapping[int, bytes]):
+    """IQ blobs of a job's ``iq_ref`` captures, by receiver index, each handed out once.
+
+    Small jobs are fetched in one MGET; a job with more than ``PREFETCH_BYTES`` of IQ fetches
+    each blob only when the Localizer asks for it and forgets it once handed out, so a child
+    never holds all of a large job's IQ bytes at once (DESIGN §8.14).
+    """
+
+    def __init__(self, client: redis.Redis, job: IQJob) -> None:
+        self.redis = client
+        self.refs = {i: r.iq_ref for i, r in enumerate(job.receivers) if r.iq_ref is not None}
+        self.fetch_s = 0.0  # time spent in Redis so far
+        self._fetched: dict[int, bytes | None] = {}
+        expected = sum(job.receivers[i].expected_bytes for i in self.refs)
+        if self.refs and expected <= PREFETCH_BYTES:
+            started = time.perf_counter()
+            blobs = self.redis.mget(list(self.refs.values()))
+            self._fetched = dict(zip(self.refs, blobs, strict=True))
+            self.fetch_s += time.perf_counter() - started
+
+    def __getitem__(self, index: int) -> bytes:
+        if index in self._fetched:
+            blob = self._fetched.pop(index)
+        elif index in self.refs:
+            started = time.perf_counter()
+            blob = self.redis.get(self.refs[index])
+            self.fetch_s += time.perf_counter() - started
+        else:
+            blob = None
+        if blob is None:
+            raise KeyError(index)
+        return blob
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.refs)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+
 class JobLedger:
     """Everything a worker reads or writes in Redis for a job, apart from Celery's own keys."""
 
@@ -50,14 +121,11 @@ class JobLedger:
         self.settings = settings
         self._begin_script = client.register_script(BEGIN_LUA)
         self._finish_script = client.register_script(FINISH_LUA)
+        self._release_script = client.register_script(RELEASE_LUA)
 
-    def fetch_payloads(self, job: IQJob) -> dict[int, bytes]:
-        """IQ blobs of the ``iq_ref`` captures, in one round trip; missing ones are left out."""
-        refs = [(i, r.iq_ref) for i, r in enumerate(job.receivers) if r.iq_ref is not None]
-        if not refs:
-            return {}
-        blobs = self.redis.mget([key for _, key in refs])
-        return {i: blob for (i, _), blob in zip(refs, blobs, strict=True) if blob is not None}
+    def payloads(self, job: IQJob) -> BlobPayloads:
+        """The job's IQ blobs (missing ones raise ``KeyError`` when asked for)."""
+        return BlobPayloads(self.redis, job)
 
     def begin(self, job_id: str, holder: str) -> tuple[Claim, int]:
         """Try to take the job for computation, in one round trip.
@@ -89,6 +157,35 @@ class JobLedger:
         ]
         args = [s.result_ttl_s, s.results_channel, s.stream_maxlen, job_id, status, result_json]
         return bool(self._finish_script(keys=keys, args=args))
+
+    def release(self, job_id: str, holder: str, take_back_attempt: bool = False) -> bool:
+        """Drop the job's claim if ``holder`` still holds it: its child was lost (the
+        redelivered job is then taken at once, not when the claim expires), or it gives the
+        job back (``take_back_attempt``: that delivery does not count as an attempt)."""
+        keys = [self.settings.job_key(job_id, "claim"), self.settings.job_key(job_id, "attempts")]
+        return bool(self._release_script(keys=keys, args=[holder, int(take_back_attempt)]))
+
+    def publish(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:
+        """Store ``result`` in the Celery backend, then publish it (stream + pub/sub, once per
+        job id) and drop the claim and blobs. Stored first, so whoever hears of a result
+        can fetch it. False if the job's result had already been published."""
+        body_json = result.to_json()
+        backend.store_result(result.job_id, json.loads(body_json), states.SUCCESS)
+        return self.finish(result.job_id, result.status, body_json, job)
+
+    def publish_if_new(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:
+        """:meth:`publish` unless the job already has a published result (used by a worker's
+        main process, which must never overwrite what a child published)."""
+        if self.redis.exists(self.settings.job_key(result.job_id, "published")):
+            return False
+        return self.publish(backend, result, job)
+
+    @staticmethod
+    def stored_result(backend: Any, job_id: str) -> Result | None:
+        """A result an earlier delivery stored in the backend (it may not have published it)."""
+        meta = backend.get_task_meta(job_id)
+        body = meta.get("result") if meta.get("status") == states.SUCCESS else None
+        return Result.model_validate(body) if isinstance(body, dict) else None
 
     def _own_blobs(self, job: IQJob | None, job_id: str) -> list[str]:
         """Blob keys of the job written under our naming (never a foreign producer's keys)."""

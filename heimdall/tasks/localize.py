@@ -1,33 +1,34 @@
 """The ``heimdall.localize`` task: claim → fetch blobs → Localizer → store, publish, release.
 
 Delivery is at-least-once (acks late, requeue on lost worker), so the task makes computation
-once per job id: a published result short-circuits, a claim keeps two workers off one job
-(the other looks again later rather than dropping it), and an attempt counter turns a job
-that keeps killing its worker into a ``failed`` result. A worker lost between storing and
-publishing a result is the one case that computes a job twice; it is still published once.
+once per job id: a published result short-circuits, a claim keeps two children off one job
+(the other looks again later, without a cap, rather than dropping it), and an attempt counter
+turns a job that keeps killing its child into a ``failed`` result. A child lost between
+storing and publishing a result leaves the stored result to the next delivery, which
+publishes it without computing again.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from celery import states
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError
 
 from heimdall.config import get_settings
 from heimdall.inference.failures import failed_result
-from heimdall.inference.localizer import default_worker_name, job_id_of
+from heimdall.inference.localizer import check_job_size, default_worker_name, job_id_of
 from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
 from heimdall.schemas.errors import ErrorCode, InvalidJob, JobTimeout
 from heimdall.schemas.job import IQJob
 from heimdall.schemas.result import Result, Timings
 from heimdall.tasks.app import TASK_NAME, app
-from heimdall.tasks.ledger import Claim, JobLedger
+from heimdall.tasks.ledger import Claim, JobLedger, ledger_client
 
 log = logging.getLogger(__name__)
 BUSY_RETRY_S = 2.0
@@ -39,7 +40,7 @@ def ledger() -> JobLedger:
     global _ledger
     if _ledger is None:
         settings = get_settings()
-        _ledger = JobLedger(redis.Redis.from_url(settings.redis_url), settings)
+        _ledger = JobLedger(ledger_client(settings.redis_url), settings)
     return _ledger
 
 
@@ -48,28 +49,56 @@ def registry() -> ModelRegistry:
     current = process_registry()
     if current is None:
         s = get_settings()
-        current = ModelRegistry(
-            s.models_dir, s.default_model, s.serve_models, default_worker_name()
-        )
+        current = ModelRegistry.for_settings(s, default_worker_name())
         install_registry(current)
     return current
 
 
 # ignore_result: the task stores its result itself, before publishing it, exactly once.
 # resultrepr_maxsize: Celery logs each return value; a result's GeoJSON is kilobytes.
-@app.task(name=TASK_NAME, bind=True, ignore_result=True, resultrepr_maxsize=160)
-def localize(self, job: Any) -> dict:
+# max_retries=None: a busy job is retried without a cap (self.retry(max_retries=None) alone
+# means "the task's default", 3). JobRequest: the main process's side of a delivery.
+@app.task(
+    name=TASK_NAME,
+    bind=True,
+    ignore_result=True,
+    resultrepr_maxsize=160,
+    max_retries=None,
+    Request="heimdall.tasks.request:JobRequest",
+)
+def localize(self, job: Any) -> dict | None:
     """Localize one ``heimdall.iqjob/1``; returns its ``heimdall.result/1`` as a dict."""
+    try:
+        return _deliver(self, job)
+    except (redis.RedisError, OperationalError) as exc:
+        # Redis stayed away longer than the client's retries: give the job back to the queue
+        # (or, with the broker gone too, leave it unacked for redelivery); never ack it
+        # without a published result.
+        log.error("job %s: Redis unavailable (%s); job requeued", self.request.id, exc)
+        _give_back(self.request.id)
+        raise Reject(str(exc), requeue=True) from None
+
+
+def _give_back(job_id: str) -> None:
+    with contextlib.suppress(redis.RedisError):  # else the claim expires with the hard limit
+        ledger().release(job_id, default_worker_name(), take_back_attempt=True)
+
+
+def _deliver(self, job: Any) -> dict | None:
     started_s = time.perf_counter()
     job_id = self.request.id
     books = ledger()
     claim, attempts = books.begin(job_id, default_worker_name())
     if claim is Claim.DONE:
-        raise Ignore()  # already computed: a duplicate submission or a late redelivery
+        raise Ignore()  # already published: a duplicate submission or a late redelivery
     if claim is Claim.BUSY:
-        # Another worker holds it: running it now, or lost while running it (its claim
-        # then expires with the hard time limit). Look again later; never drop the job.
-        raise self.retry(countdown=BUSY_RETRY_S, max_retries=None)
+        # Another child holds it: running it now, or lost while running it (its main process
+        # then releases the claim, or it expires with the hard time limit). Never dropped.
+        raise self.retry(countdown=get_settings().busy_retry_s, max_retries=None)
+    if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
+        # An earlier delivery stored this result and was lost before publishing it.
+        books.publish(self.backend, stored, _parsed_or_none(job))
+        return stored.model_dump(mode="json", by_alias=True)
     parsed: IQJob | None = None
     if attempts > get_settings().max_attempts:
         result = _lost_too_often(job_id, attempts)
@@ -77,35 +106,46 @@ def localize(self, job: Any) -> dict:
         parsed, result = _compute(job, job_id, books)
     result.worker = default_worker_name()
     result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    body_json = result.to_json()  # serialized once: published as is, stored as its dict
-    body = json.loads(body_json)
-    # Stored before publishing so a subscriber that hears of it can always fetch it.
-    self.backend.store_result(job_id, body, states.SUCCESS)
-    books.finish(job_id, result.status, body_json, parsed)
-    return body
+    books.publish(self.backend, result, parsed)
+    return result.model_dump(mode="json", by_alias=True)
 
 
 def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Result]:
     timings = Timings()
     parsed = None
+    payloads = None
     try:
         if job_id_of(job) != job_id:
             raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
         parsed = IQJob.model_validate(job)
         timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
-        fetch_s = time.perf_counter()
-        payloads = books.fetch_payloads(parsed)
-        timings.fetch = (time.perf_counter() - fetch_s) * 1000.0
+        check_job_size(parsed, get_settings().max_job_samples)  # before any IQ is fetched
         localizer = registry().for_model(parsed.model)
+        payloads = books.payloads(parsed)
         result = localizer.localize(parsed, payloads, timings, reraise=(SoftTimeLimitExceeded,))
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
         result = failed_result(
             job_id, JobTimeout(f"job exceeded the {limit:g} s soft time limit"), timings
         )
+    except redis.RedisError:
+        raise
     except Exception as exc:
         result = failed_result(job_id, exc, timings)
+    if payloads is not None:
+        # Blobs of large jobs are fetched while features run: move that time to its stage.
+        fetch_ms = payloads.fetch_s * 1000.0
+        result.timings_ms.fetch = fetch_ms
+        if result.timings_ms.features is not None:
+            result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
     return parsed, result
+
+
+def _parsed_or_none(job: Any) -> IQJob | None:
+    try:
+        return IQJob.model_validate(job)
+    except Exception:
+        return None
 
 
 def _lost_too_often(job_id: str, attempts: int) -> Result:

@@ -22,13 +22,14 @@ from heimdall.config import Settings, get_settings
 from heimdall.inference.localizer import default_worker_name
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import ModelRegistry, install_registry
-from heimdall.workers import metrics
+from heimdall.workers import logs, metrics
 
 log = logging.getLogger(__name__)
 
 
 @signals.worker_init.connect
 def before_worker_boot(**_: object) -> None:
+    logs.install()
     settings = get_settings()
     versions = list(dict.fromkeys([settings.default_model, *settings.serve_models]))
     for version in versions:
@@ -62,10 +63,9 @@ def _advertise(settings: Settings, versions: list[str]) -> None:
 
 @signals.worker_process_init.connect
 def after_child_fork(**_: object) -> None:
+    logs.install()
     settings = get_settings()
-    registry = ModelRegistry(
-        settings.models_dir, settings.default_model, settings.serve_models, default_worker_name()
-    )
+    registry = ModelRegistry.for_settings(settings, default_worker_name())
     install_registry(registry)
     if metrics.current() is not None:
         metrics.current().session_loads.inc(len(registry.versions))

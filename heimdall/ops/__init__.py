@@ -1,0 +1,1 @@
+"""Tools that serve operators: the chaos run."""

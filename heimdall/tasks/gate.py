@@ -1,0 +1,262 @@
+"""The message gate: no message can stop a worker node (DESIGN §8.12).
+
+Everything a worker's main process takes off a queue passes here before Celery builds a
+request from it or sends it to the pool. ``GuardedConsumer`` (Celery's ``worker_consumer``)
+wraps Celery's task-message handler:
+
+* a refusal envelope from ``heimdall.tasks.transport`` (the item was not a kombu message),
+* a ``heimdall.localize`` message whose task id, headers or body are not what the task takes
+  (not JSON, not ``[args, kwargs, embed]``, wrong arity, nested too deep, too large, an empty
+  task id, callbacks a foreign producer must not chain, dates Celery cannot parse),
+* a message for a task this fleet does not have, or that Celery itself cannot handle,
+
+each becomes a dead letter (``{prefix}:dead-letters``) and is acked; when a job id can be
+recovered (the task id, or the body's ``job_id``) the job gets its ``failed`` result, code
+``invalid_job``, so its producer is not left waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from celery.worker.consumer import Consumer
+
+from heimdall.config import get_settings
+from heimdall.config.celery import TASK_NAME
+from heimdall.schemas.errors import ErrorCode
+from heimdall.schemas.job import nesting_depth
+from heimdall.schemas.result import Result
+from heimdall.tasks.deadletters import DeadLetter, DeadLetterBox
+from heimdall.tasks.transport import (
+    DETAIL_HEADER,
+    MAX_ENVELOPE_DEPTH,
+    RAW_BYTES_HEADER,
+    RAW_HEADER,
+    REFUSED_HEADER,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_DEPTH = 24  # [args, kwargs, embed] → job → receivers → capture, plus meta's 16
+MAX_TASK_ID_CHARS = 200
+EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord", "group")
+DATE_HEADERS = ("eta", "expires")
+STRING_HEADERS = ("root_id", "parent_id", "group", "origin", "argsrepr", "kwargsrepr", "shadow")
+
+
+@dataclass
+class Refusal:
+    """Why a message is not handed to the pool; ``job_id`` if one could be recovered."""
+
+    reason: str
+    detail: str
+    job_id: str | None = None
+
+
+def refusal_of(message: Any, max_body_bytes: int) -> Refusal | None:
+    """What is wrong with a queue message for this fleet, or None if Celery may take it."""
+    headers = message.headers
+    if isinstance(headers, dict) and REFUSED_HEADER in headers:
+        return Refusal(str(headers[REFUSED_HEADER]), str(headers.get(DETAIL_HEADER, "")))
+    if not isinstance(headers, dict) or headers.get("task") != TASK_NAME:
+        return None  # not ours by its headers: Celery decides, the handler's guard catches
+    task_id = headers.get("id")
+    body_refusal = _body_refusal(message, max_body_bytes)
+    if not isinstance(task_id, str) or not task_id.strip():
+        job_id = body_refusal.job_id if body_refusal else _job_id_in(message.payload)
+        detail = f"task id {task_id!r} is empty; it must be the job_id"
+        return Refusal("bad_task_id", detail, job_id)
+    if len(task_id) > MAX_TASK_ID_CHARS:
+        return Refusal("bad_task_id", f"task id of {len(task_id)} characters")
+    problem = _header_problem(headers)
+    if problem:
+        return Refusal("bad_headers", problem, task_id)
+    if body_refusal:
+        body_refusal.job_id = task_id
+        return body_refusal
+    return None
+
+
+def _header_problem(headers: dict[str, Any]) -> str | None:
+    if nesting_depth(headers, MAX_ENVELOPE_DEPTH) > 4:
+        return "headers nest deeper than 4 levels"
+    for name in DATE_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            return f"header {name} must be null or an ISO 8601 time, got {value!r:.80}"
+    for name in STRING_HEADERS:
+        if headers.get(name) is not None and not isinstance(headers.get(name), str):
+            return f"header {name} must be null or a string"
+    retries = headers.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        return f"header retries must be a non-negative integer, got {retries!r:.80}"
+    limits = headers.get("timelimit")
+    if limits is not None and not (
+        isinstance(limits, list)
+        and len(limits) == 2
+        and all(v is None or (isinstance(v, int | float) and v > 0) for v in limits)
+    ):
+        return f"header timelimit must be [soft, hard] seconds or nulls, got {limits!r:.80}"
+    return None
+
+
+def _body_refusal(message: Any, max_body_bytes: int) -> Refusal | None:
+    size = len(message.body or b"")
+    if size > max_body_bytes:
+        return Refusal(
+            "too_large",
+            f"message body of {size} bytes exceeds {max_body_bytes} (HEIMDALL_MAX_MESSAGE_BYTES); "
+            "send IQ by iq_ref blobs",
+        )
+    if message.content_type != "application/json":
+        return Refusal("content_type", f"content type {message.content_type!r}; only JSON")
+    try:
+        body = message.decode()
+    except RecursionError:
+        return Refusal("too_deep", "body nests too deep to parse")
+    except Exception as exc:
+        return Refusal("not_json", f"body does not decode: {type(exc).__name__}: {exc}"[:300])
+    if nesting_depth(body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        return Refusal("too_deep", f"body nests deeper than {MAX_BODY_DEPTH} levels")
+    job_id = _job_id_in(body)
+    if not (isinstance(body, list) and len(body) == 3):
+        return Refusal(
+            "bad_body_shape", f"body must be [args, kwargs, embed], got {_shape(body)}", job_id
+        )
+    args, kwargs, embed = body
+    if not (isinstance(args, list) and isinstance(kwargs, dict)):
+        return Refusal("bad_body_shape", "args must be a list and kwargs an object", job_id)
+    if len(args) + len(kwargs) != 1 or (kwargs and "job" not in kwargs):
+        return Refusal(
+            "bad_arity",
+            f"heimdall.localize takes one argument, the job; got {len(args)} positional "
+            f"and {sorted(kwargs)[:5]} keyword",
+            job_id,
+        )
+    if embed is not None and not isinstance(embed, dict):
+        return Refusal("bad_body_shape", "embed (third element) must be an object", job_id)
+    chained = [k for k in EMBED_KEYS if (embed or {}).get(k)]
+    if chained:
+        return Refusal("bad_body_shape", f"jobs cannot chain other tasks ({chained})", job_id)
+    return None
+
+
+def _job_id_in(body: Any) -> str | None:
+    """The ``job_id`` of the job in a body, if it is a UUID (else nothing is recoverable)."""
+    try:
+        job = body[0][0] if body[0] else body[1]["job"]
+        return str(uuid.UUID(job["job_id"]))
+    except Exception:
+        return None
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return f"a JSON {type(value).__name__}"
+
+
+def raw_message(message: Any) -> bytes:
+    """The message as a kombu envelope (what a Redis queue holds), for the dead letter."""
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    if REFUSED_HEADER in headers:
+        return str(headers.get(RAW_HEADER, "")).encode()
+    envelope = {
+        "body": base64.b64encode(message.body or b"").decode(),
+        "content-encoding": message.content_encoding,
+        "content-type": message.content_type,
+        "headers": headers,
+        "properties": {**message.properties, "body_encoding": "base64"},
+    }
+    return json.dumps(envelope, default=str).encode()
+
+
+class GuardedConsumer(Consumer):
+    """Celery's consumer with the gate in front of its task-message handler."""
+
+    def create_task_handler(self, *args, **kwargs):
+        handle = super().create_task_handler(*args, **kwargs)
+        max_body_bytes = get_settings().max_message_bytes
+
+        def on_task_received(message: Any) -> None:
+            try:
+                refusal = refusal_of(message, max_body_bytes)
+            except Exception as exc:
+                refusal = Refusal("unreadable", f"{type(exc).__name__}: {exc}"[:300])
+            if refusal is not None:
+                return self.refuse(message, refusal)
+            try:
+                return handle(message)
+            except self.connection_errors:
+                raise
+            except Exception as exc:
+                log.exception("message refused after Celery could not handle it")
+                return self.refuse(
+                    message, Refusal("unhandled", f"{type(exc).__name__}: {exc}"[:300])
+                )
+
+        return on_task_received
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self.refuse(message, Refusal("unknown_message", "no task name in headers or body"))
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        name = headers.get("task")
+        self.refuse(message, Refusal("unknown_task", f"no task named {name!r:.100} here"))
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self.refuse(message, Refusal("invalid_task", f"{type(exc).__name__}: {exc}"[:300]))
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        self.refuse(message, Refusal("not_json", f"{type(exc).__name__}: {exc}"[:300]))
+
+    def refuse(self, message: Any, refusal: Refusal) -> None:
+        """Dead-letter ``message``, publish its job's failed result if any, ack it."""
+        settings = get_settings()
+        client = redis.Redis.from_url(settings.redis_url)
+        queue = (message.delivery_info or {}).get("routing_key") or "?"
+        raw = raw_message(message)
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        letter = DeadLetter.of(refusal.reason, refusal.detail, queue, raw, task_id=refusal.job_id)
+        if RAW_BYTES_HEADER in headers:
+            letter.raw_bytes = int(headers[RAW_BYTES_HEADER])
+        log.error(
+            "dead letter %s from %s: %s (%s)",
+            letter.letter_id[:12],
+            queue,
+            refusal.reason,
+            refusal.detail[:200],
+        )
+        try:
+            DeadLetterBox(client, settings).record(letter)
+            if refusal.job_id:
+                self._publish_refusal(refusal)
+        except redis.RedisError:
+            raise  # the message stays unacked and comes back when Redis does
+        finally:
+            client.close()
+        if not message.acknowledged:
+            message.ack()
+
+    def _publish_refusal(self, refusal: Refusal) -> None:
+        from heimdall.tasks.localize import ledger
+
+        result = Result.failed(
+            refusal.job_id,
+            ErrorCode.INVALID_JOB,
+            f"message refused ({refusal.reason}): {refusal.detail}",
+            worker=self.hostname,
+        )
+        ledger().publish_if_new(self.app.backend, result)
