@@ -250,6 +250,71 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if audit["lost"] == 0 and audit["computed_twice_or_more"] == 0 else 1
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """List, show, requeue or purge the messages workers refused (``{prefix}:dead-letters``)."""
+    import redis
+
+    from heimdall.tasks.deadletters import DeadLetterBox
+
+    settings = get_settings()
+    box = DeadLetterBox(redis.Redis.from_url(settings.redis_url), settings)
+    if args.action == "list":
+        letters = box.list(args.limit)
+        rows = [
+            [d.letter_id[:12], d.received_at[:19], d.queue, d.reason, d.task_id or "-",
+             d.raw_bytes, d.detail[:60]]
+            for d in letters
+        ]  # fmt: skip
+        headers = ["id", "received (UTC)", "queue", "reason", "job id", "bytes", "detail"]
+        print(format_table(headers, rows))
+        print(f"{len(letters)} of {box.count()} dead letters shown (newest first)")
+        return 0
+    if args.action == "purge":
+        print(f"purged {box.purge()} dead letters")
+        return 0
+    if not args.id:
+        print(f"heimdall dead-letters {args.action}: give the letter's id", file=sys.stderr)
+        return 2
+    if args.action == "show":
+        letter = box.get(args.id)
+        if letter is None:
+            print(f"no single dead letter with id {args.id!r}", file=sys.stderr)
+            return 1
+        for name in ("letter_id", "received_at", "queue", "reason", "detail", "task_id"):
+            print(f"{name:12} {getattr(letter, name)}")
+        kept = "whole" if letter.complete else f"first {len(letter.raw.encode())} bytes"
+        print(f"{'raw':12} {letter.raw_bytes} bytes ({kept}):")
+        print(letter.raw)
+        return 0
+    try:
+        letter = box.requeue(args.id)
+    except (LookupError, ValueError) as exc:
+        print(f"heimdall dead-letters requeue: {exc}", file=sys.stderr)
+        return 1
+    print(f"requeued dead letter {letter.letter_id} onto {letter.queue}")
+    return 0
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """The chaos run with its audit table; exit 1 if any job was lost or published twice."""
+    from heimdall.ops.chaos import ChaosPlan, ChaosRun
+
+    plan = ChaosPlan(
+        jobs=args.jobs,
+        rate_per_s=args.rate,
+        nodes=args.nodes,
+        concurrency=args.concurrency,
+        kill_child_every_s=args.kill_child_every,
+        seed=args.seed,
+    )
+    audit = ChaosRun(plan).run()
+    print(audit.table())
+    for job_id, where in audit.whereabouts.items():
+        print(f"lost {job_id}: {where}")
+    print(f"worker logs: {audit.log_dir}")
+    return 0 if audit.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heimdall", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -284,6 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("jobs_file")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_localize)
+
+    p = sub.add_parser("dead-letters", help="messages workers refused: list, show, requeue, purge")
+    p.add_argument(
+        "action", nargs="?", default="list", choices=["list", "show", "requeue", "purge"]
+    )
+    p.add_argument("id", nargs="?", default=None, help="letter id (a unique prefix will do)")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_dead_letters)
+
+    p = sub.add_parser(
+        "chaos", help="jobs under SIGKILLs and a Redis restart, then an audit of every result"
+    )
+    p.add_argument("--jobs", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=8.0, help="jobs per second")
+    p.add_argument("--nodes", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=1, help="children per node")
+    p.add_argument("--kill-child-every", type=float, default=3.0, metavar="S")
+    p.add_argument("--seed", type=int, default=20261127)
+    p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("worker", help="start a worker node (prefork, ONNX session per child)")
     p.add_argument("--concurrency", type=int, default=None, help="default: cores")

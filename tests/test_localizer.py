@@ -159,6 +159,83 @@ def test_invalid_job_names_the_field(localizer, job):
     assert localizer.localize({"nonsense": True}).error.code.value == "invalid_job"
 
 
+def _with_iq(data: dict, index: int, samples: np.ndarray, datatype: str = "cf32_le") -> dict:
+    data["receivers"][index]["iq_b64"] = base64.b64encode(encode_iq(samples, datatype)).decode()
+    data["receivers"][index]["datatype"] = datatype
+    return data
+
+
+@pytest.mark.parametrize("datatype", ["cf32_le", "ci16_le", "cu8"])
+def test_all_zero_iq_is_no_signal_not_a_position(localizer, job, datatype):
+    data = _dump(job)
+    for i, rx in enumerate(job.receivers):
+        _with_iq(data, i, np.zeros(rx.num_samples, np.complex64), datatype)
+    code, message = _failure(localizer, data)
+    assert code == "no_signal" and f"0 of {len(job.receivers)} receivers" in message
+
+
+def test_pure_noise_is_no_signal(localizer, job):
+    rng = np.random.default_rng(5)
+    data = _dump(job)
+    for i, rx in enumerate(job.receivers):
+        n = rx.num_samples
+        _with_iq(data, i, 1e-3 * (rng.standard_normal(n) + 1j * rng.standard_normal(n)))
+    assert _failure(localizer, data)[0] == "no_signal"
+
+
+def test_huge_finite_samples_are_an_invalid_payload(localizer, job):
+    data = _dump(job)
+    _with_iq(data, 1, np.full(job.receivers[1].num_samples, 3e38 + 3e38j, np.complex64))
+    code, message = _failure(localizer, data)
+    assert code == "invalid_payload" and "receivers[1]" in message and "magnitude" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("submitted_at", "0001-01-01T00:00:00+14:00", "submitted_at"),
+        ("submitted_at", "9999-12-31T23:59:59-14:00", "submitted_at"),
+        ("meta", {"deep": json.loads("[" * 900 + "]" * 900)}, "meta"),
+    ],
+)
+def test_out_of_range_job_fields_are_invalid_jobs(localizer, job, field, value, named):
+    data = _dump(job) | {field: value}
+    code, message = _failure(localizer, data)
+    assert code == "invalid_job" and named in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sample_rate_hz", 1e308),
+        ("center_frequency_hz", 1e300),
+        ("start_time", "0001-01-01T00:00:00+01:00"),
+    ],
+)
+def test_out_of_range_capture_fields_are_invalid_jobs(localizer, job, field, value):
+    data = _dump(job)
+    data["receivers"][0][field] = value
+    code, message = _failure(localizer, data)
+    assert code == "invalid_job" and f"receivers.0.{field}" in message
+
+
+class _Untouchable(dict):
+    def get(self, *_):
+        raise AssertionError("IQ was fetched for a job over the sample cap")
+
+
+def test_job_over_the_sample_cap_is_refused_before_any_iq(model_dir, job):
+    capped = Localizer(model_dir, max_job_samples=job.total_samples - 1)
+    data = _dump(job)
+    for rx in data["receivers"]:
+        rx.pop("iq_b64")
+        rx["iq_ref"] = "heimdall:iq:never-read"
+    code, message = _failure(capped, data, payloads=_Untouchable())
+    assert code == "invalid_job" and str(job.total_samples) in message
+    at_the_cap = Localizer(model_dir, max_job_samples=job.total_samples)
+    assert at_the_cap.localize(job).status == "ok"
+
+
 @pytest.fixture
 def model_copy(model_dir, tmp_path):
     target = tmp_path / "model"

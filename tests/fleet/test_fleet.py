@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _jobs(n: int, seed: int) -> list[IQJob]:
-    gen = ScenarioGenerator(SimConfig(network="reference"), seed=seed)
+    gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=seed)
     return [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(n)]
 
 
@@ -129,7 +129,7 @@ def test_malformed_jobs_fail_with_codes_and_the_worker_keeps_serving(serving_fle
 def test_inline_iq_message_from_any_celery_client(serving_fleet):
     """What a non-Python producer sends: the job JSON with iq_b64, task id = job id."""
     f = serving_fleet
-    sc = ScenarioGenerator(SimConfig(network="reference"), seed=111).next()
+    sc = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=111).next()
     job_id = str(uuid.uuid4())
     message = {
         "schema": "heimdall.iqjob/1",

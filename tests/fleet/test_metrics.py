@@ -26,7 +26,7 @@ def _samples(port: int) -> dict:
 def test_worker_node_exports_job_metrics(fleet):
     port = free_port()
     fleet.start_worker(concurrency=2, HEIMDALL_METRICS_PORT=str(port))
-    gen = ScenarioGenerator(SimConfig(network="reference"), seed=300)
+    gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=300)
     jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(6)]
     few = jobs[-1].model_copy(update={"receivers": jobs[-1].receivers[:2]})
     handles = fleet.producer.submit_many([*jobs[:-1], few])

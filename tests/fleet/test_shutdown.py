@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigterm_during_work_loses_no_job(fleet):
-    gen = ScenarioGenerator(SimConfig(network="reference"), seed=200)
+    gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=200)
     jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(120)]
     worker = fleet.start_worker(concurrency=2)
     pubsub = fleet.feed.open_subscription()
@@ -27,7 +27,9 @@ def test_sigterm_during_work_loses_no_job(fleet):
     fleet.start_worker(concurrency=2)
     results = [h.result(timeout_s=120) for h in handles]
     assert [r.job_id for r in results] == [j.job_id for j in jobs]
-    assert all(r.status == "ok" for r in results)
+    # a few simulated jobs are heard at fewer than 3 receivers: no_signal is their answer
+    assert all(r.status == "ok" or r.error.code == "no_signal" for r in results)
+    assert sum(r.status == "ok" for r in results) >= 110
     assert all(fleet.computations(j.job_id) == 1 for j in jobs)
     streamed = [r.job_id for _, r in fleet.stream_until({j.job_id for j in jobs})]
     assert sorted(streamed) == sorted(j.job_id for j in jobs)

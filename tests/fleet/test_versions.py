@@ -28,7 +28,7 @@ def models_dir(tmp_path_factory):
 
 
 def _jobs(n: int, seed: int, **fields):
-    gen = ScenarioGenerator(SimConfig(network="reference"), seed=seed)
+    gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=seed)
     return [gen.next().to_job(job_id=str(uuid.uuid4()), **fields) for _ in range(n)]
 
 
