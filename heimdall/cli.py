@@ -315,6 +315,15 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0 if audit.passed else 1
 
 
+def cmd_memory(args: argparse.Namespace) -> int:
+    """Peak RSS of one worker child running one large job (private Redis, one node)."""
+    from heimdall.ops.memory import measure
+
+    report = measure(args.receivers, args.samples, args.max_job_samples)
+    print(report.table())
+    return 0 if report.status == "ok" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heimdall", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -368,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-child-every", type=float, default=3.0, metavar="S")
     p.add_argument("--seed", type=int, default=20261127)
     p.set_defaults(func=cmd_chaos)
+
+    p = sub.add_parser("memory", help="peak memory of a worker child on one large job")
+    p.add_argument("--receivers", type=int, default=16)
+    p.add_argument("--samples", type=int, default=2_000_000, help="cf32 samples per receiver")
+    p.add_argument("--max-job-samples", type=int, default=None, help="HEIMDALL_MAX_JOB_SAMPLES")
+    p.set_defaults(func=cmd_memory)
 
     p = sub.add_parser("worker", help="start a worker node (prefork, ONNX session per child)")
     p.add_argument("--concurrency", type=int, default=None, help="default: cores")

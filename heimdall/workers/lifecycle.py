@@ -22,6 +22,7 @@ from heimdall.config import Settings, get_settings
 from heimdall.inference.localizer import default_worker_name
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import ModelRegistry, install_registry
+from heimdall.schemas.errors import ModelIntegrityError
 from heimdall.workers import logs, metrics
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,13 @@ def before_worker_boot(**_: object) -> None:
     settings = get_settings()
     versions = list(dict.fromkeys([settings.default_model, *settings.serve_models]))
     for version in versions:
-        files = load_model_files(Path(settings.models_dir) / version)  # raises on tampering
+        try:
+            files = load_model_files(Path(settings.models_dir) / version)
+        except ModelIntegrityError as exc:
+            # Celery logs and swallows a signal handler's exceptions: SystemExit stops the node,
+            # non-zero, before any child forks (DESIGN §8.13).
+            log.critical("model %s refused, the node stops: %s", version, exc)
+            raise SystemExit(2) from exc
         log.info("model %s verified (sha256 %s…)", version, files.manifest.onnx_sha256[:12])
     _advertise(settings, versions)
     metrics.before_worker_boot(settings)
