@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis
 from celery.worker.consumer import Consumer
 
 from heimdall.config import get_settings
@@ -34,6 +33,7 @@ from heimdall.schemas.errors import ErrorCode
 from heimdall.schemas.job import nesting_depth
 from heimdall.schemas.result import Result
 from heimdall.tasks.deadletters import DeadLetter, DeadLetterBox
+from heimdall.tasks.request import main_process_ledger
 from heimdall.tasks.transport import (
     DETAIL_HEADER,
     MAX_ENVELOPE_DEPTH,
@@ -224,8 +224,7 @@ class GuardedConsumer(Consumer):
 
     def refuse(self, message: Any, refusal: Refusal) -> None:
         """Dead-letter ``message``, publish its job's failed result if any, ack it."""
-        settings = get_settings()
-        client = redis.Redis.from_url(settings.redis_url)
+        books = main_process_ledger()
         queue = (message.delivery_info or {}).get("routing_key") or "?"
         raw = raw_message(message)
         headers = message.headers if isinstance(message.headers, dict) else {}
@@ -239,24 +238,18 @@ class GuardedConsumer(Consumer):
             refusal.reason,
             refusal.detail[:200],
         )
-        try:
-            DeadLetterBox(client, settings).record(letter)
-            if refusal.job_id:
-                self._publish_refusal(refusal)
-        except redis.RedisError:
-            raise  # the message stays unacked and comes back when Redis does
-        finally:
-            client.close()
+        # A Redis error propagates: the message stays unacked and comes back with Redis.
+        DeadLetterBox(books.redis, books.settings).record(letter)
+        if refusal.job_id:
+            self._publish_refusal(refusal)
         if not message.acknowledged:
             message.ack()
 
     def _publish_refusal(self, refusal: Refusal) -> None:
-        from heimdall.tasks.localize import ledger
-
         result = Result.failed(
             refusal.job_id,
             ErrorCode.INVALID_JOB,
             f"message refused ({refusal.reason}): {refusal.detail}",
             worker=self.hostname,
         )
-        ledger().publish_if_new(self.app.backend, result)
+        main_process_ledger().publish_if_new(self.app.backend, result)

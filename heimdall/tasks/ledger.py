@@ -64,8 +64,12 @@ return 1
 """
 
 
-def ledger_client(url: str) -> redis.Redis:
-    """A client that retries through a Redis restart instead of failing the job at once."""
+def ledger_client(url: str, ride_out_restarts: bool = True) -> redis.Redis:
+    """A child's client retries through a Redis restart instead of failing the job at once;
+    a worker's main process (``ride_out_restarts=False``) must not block its event loop, so
+    it gives up after 2 s."""
+    if not ride_out_restarts:
+        return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     return redis.Redis.from_url(
         url,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RECONNECT_RETRIES),

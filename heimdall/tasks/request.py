@@ -17,10 +17,22 @@ from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import Terminated, WorkerLostError
 from celery.worker.request import Request
 
+from heimdall.config import get_settings
 from heimdall.schemas.errors import ErrorCode
 from heimdall.schemas.result import Result
+from heimdall.tasks.ledger import JobLedger, ledger_client
 
 log = logging.getLogger(__name__)
+_main_ledger: JobLedger | None = None
+
+
+def main_process_ledger() -> JobLedger:
+    """The main process's Redis bookkeeping: quick to give up, never blocks its event loop."""
+    global _main_ledger
+    if _main_ledger is None:
+        settings = get_settings()
+        _main_ledger = JobLedger(ledger_client(settings.redis_url, False), settings)
+    return _main_ledger
 
 
 class JobRequest(Request):
@@ -44,21 +56,17 @@ class JobRequest(Request):
         return super().on_timeout(soft, timeout)
 
     def _release_claim(self) -> None:
-        from heimdall.tasks.localize import ledger  # the task module imports this one
-
         holder = f"{socket.gethostname()}:{self.worker_pid}"
         try:
-            if ledger().release(self.id, holder):
+            if main_process_ledger().release(self.id, holder):
                 log.warning("job %s: child %s was lost; claim released", self.id, holder)
         except redis.RedisError as exc:  # the claim then expires with the hard time limit
             log.warning("job %s: could not release the claim of lost child: %s", self.id, exc)
 
     def _publish_failure(self, code: ErrorCode, message: str) -> None:
-        from heimdall.tasks.localize import ledger
-
         worker = f"{socket.gethostname()}:{self.worker_pid}"
         result = Result.failed(self.id, code, message, worker=worker)
         try:
-            ledger().publish_if_new(self.task.backend, result)
+            main_process_ledger().publish_if_new(self.task.backend, result)
         except redis.RedisError as exc:
             log.error("job %s: could not publish its %s result: %s", self.id, code, exc)
