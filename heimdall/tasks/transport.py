@@ -250,6 +250,9 @@ class ScreeningChannel(kombu_redis.Channel):
             return True
         finally:
             self._in_poll = None
+            flush_reauth = getattr(self, "_flush_brpop_reauth", None)  # as kombu's own read
+            if flush_reauth is not None:
+                flush_reauth()
 
     def release_claim(self, delivery_tag: str) -> None:
         claim = self._claims.pop(delivery_tag, None)

@@ -88,12 +88,13 @@ def test_hostile_messages_become_dead_letters_and_good_jobs_flow(serving_fleet):
     bare.conf.broker_transport_options = {"global_keyprefix": f"{s.key_prefix}:"}
     good, expect_failed = [], {}
     poison = _raw_poison(queue)
-    celery_ids = [str(uuid.uuid4()) for _ in range(4)]
+    celery_ids = [str(uuid.uuid4()) for _ in range(5)]
     celery_poison = [
         dict(args=[], task_id=celery_ids[0]),
         dict(args=[{"job_id": celery_ids[1]}, 2], task_id=celery_ids[1]),
         dict(args=[], kwargs={"jobs": 1}, task_id=celery_ids[2]),
         dict(args=[{"job_id": celery_ids[3], "meta": {"x": DEEP}}], task_id=celery_ids[3]),
+        dict(args=[{"job_id": celery_ids[4]}], task_id=celery_ids[4], serializer="pickle"),
     ]
     pubsub = f.feed.open_subscription()
     goods = _good_jobs(len(poison) + len(celery_poison), seed=900)
@@ -128,7 +129,7 @@ def test_hostile_messages_become_dead_letters_and_good_jobs_flow(serving_fleet):
     assert len(letters) == len(poison) + len(celery_poison)
     reasons = {json.loads(x)["reason"] for x in letters}
     assert {"not_json", "not_envelope", "too_deep", "bad_body_shape", "bad_arity",
-            "bad_task_id", "unknown_task"} <= reasons  # fmt: skip
+            "bad_task_id", "unknown_task", "content_type"} <= reasons  # fmt: skip
     assert all(len(json.loads(x)["raw"].encode()) <= 4096 for x in letters)
     assert not f.redis.llen(queue_key), "a message was left on the queue"
 
