@@ -2,9 +2,9 @@
 
 Celery runs these hooks in the main process when the child running the job is gone:
 ``on_failure`` with ``WorkerLostError`` (the child died: its claim is released so the
-requeued job runs again at once, not when the claim expires), ``on_timeout`` at the hard
-limit and ``on_failure`` with ``Terminated`` after a revoke (the child was killed and Celery
-acks the message: the job gets its ``failed`` result here, as nothing else would publish one).
+requeued job runs again at once, not when the claim expires), and ``on_timeout`` at the hard
+limit and ``_announce_revoked`` for an expired or revoked message (Celery acks the message and
+stores nothing: the job gets its ``failed`` result here, as nothing else would publish one).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 
 import redis
 from billiard.einfo import ExceptionWithTraceback
-from billiard.exceptions import Terminated, WorkerLostError
+from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
 from heimdall.config import get_settings
@@ -42,10 +42,18 @@ class JobRequest(Request):
             exc = exc.exc
         if isinstance(exc, WorkerLostError | SystemExit) and self.worker_pid:
             self._release_claim()
-        elif isinstance(exc, Terminated) and not self._already_cancelled:
-            # revoke(terminate=True): Celery acks the message as revoked.
-            self._publish_failure(ErrorCode.INTERNAL, "terminated by a revoke; not run again")
         return super().on_failure(exc_info, send_failed_event, return_ok)
+
+    def _announce_revoked(self, reason, terminated, signum, expired):
+        # Celery acks a revoked or expired message (a past `expires` header, `celery revoke`,
+        # revoke(terminate=True)) and stores nothing for an ignore_result task: the job would
+        # end without a result. It gets its failed one here, before the ack.
+        if expired:
+            self._publish_failure(ErrorCode.TIMEOUT, "the message expired before a worker ran it")
+        else:
+            how = "revoked and terminated" if terminated else "revoked"
+            self._publish_failure(ErrorCode.INTERNAL, f"{how} by an operator; not run")
+        return super()._announce_revoked(reason, terminated, signum, expired)
 
     def on_timeout(self, soft, timeout):
         if not soft:

@@ -3,6 +3,7 @@ result stored but not published, a child killed while the node boots, a node tha
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -142,6 +143,21 @@ def test_node_that_cannot_go_on_exits_non_zero(fleet, tmp_path, model_dir):
     )  # fmt: skip
     assert done.returncode != 0
     assert "sha256" in (done.stdout + done.stderr)
+
+
+def test_expired_message_gets_a_failed_result(fleet1):
+    """Celery drops a message past its `expires` header; the job still gets its answer."""
+    from heimdall.ops.chaos import raw_message
+
+    f = fleet1
+    job = _job(seed=6)
+    queue = f.settings.queue("interactive")
+    message = json.loads(raw_message(job.model_dump(mode="json", by_alias=True), queue))
+    message["headers"]["expires"] = "2020-01-01T00:00:00+00:00"
+    f.redis.lpush(f"{f.settings.key_prefix}:{queue}", json.dumps(message))
+    entries = _wait_published(f, job.job_id)
+    assert len(entries) == 1 and entries[0].status == "failed"
+    assert entries[0].error.code == "timeout" and "expired" in entries[0].error.message
 
 
 def test_no_iq_reaches_the_worker_log(fleet1, tmp_path):
