@@ -124,7 +124,10 @@ def test_child_killed_while_the_node_boots_is_replaced(fleet, tmp_path):
         job = _job(seed=4)
         assert f.producer.submit(job).result(timeout_s=60).status == "ok"
         assert worker.process.poll() is None
-        assert "exited while the node booted" in log.read_text()
+        # replaced: by the pool's own maintenance, or by PreforkPool.did_start_ok when the
+        # loss is seen as the consumer starts (which one depends on timing)
+        alive = _children(worker.process.pid)
+        assert kids[0] not in alive and len(alive) == 2
     finally:
         worker.stop()
 
