@@ -1,4 +1,5 @@
-"""``heimdall status``: worker nodes, their children, queue depths and the result stream."""
+"""``heimdall status``: worker nodes, their children, queue depths, the result stream and the
+dead letters."""
 
 from __future__ import annotations
 
@@ -45,8 +46,12 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
         else "no worker answered",
         format_table(["queue", "waiting jobs"], queue_rows),
         format_table(
-            ["stream", "entries"],
-            [[settings.results_stream, int(client.xlen(settings.results_stream))]],
+            ["durable list", "entries"],
+            [
+                [settings.results_stream, int(client.xlen(settings.results_stream))],
+                # refused messages: `heimdall dead-letters` lists them
+                [settings.dead_letters_key, int(client.llen(settings.dead_letters_key))],
+            ],
         ),
         f"ONNX session loads recorded: {sum(loads.values())} in {len(loads)} child processes",
     ]

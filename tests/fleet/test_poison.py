@@ -15,6 +15,7 @@ from celery import Celery
 
 from heimdall.ops.chaos import raw_message
 from heimdall.sim import ScenarioGenerator, SimConfig
+from heimdall.status import fleet_status
 
 pytestmark = pytest.mark.slow
 
@@ -132,6 +133,8 @@ def test_hostile_messages_become_dead_letters_and_good_jobs_flow(serving_fleet):
             "bad_task_id", "unknown_task", "content_type"} <= reasons  # fmt: skip
     assert all(len(json.loads(x)["raw"].encode()) <= 4096 for x in letters)
     assert not f.redis.llen(queue_key), "a message was left on the queue"
+    rows = [line.split() for line in fleet_status(s).splitlines()]
+    assert [s.dead_letters_key, str(len(letters))] in rows
 
 
 def test_dead_letters_command_lists_shows_requeues_and_purges(serving_fleet):
