@@ -167,7 +167,7 @@ def _shape(value: Any) -> str:
     return f"a JSON {type(value).__name__}"
 
 
-def raw_message(message: Any) -> bytes:
+def as_envelope(message: Any) -> bytes:
     """The message as a kombu envelope (what a Redis queue holds), for the dead letter."""
     headers = message.headers if isinstance(message.headers, dict) else {}
     if REFUSED_HEADER in headers:
@@ -226,7 +226,7 @@ class GuardedConsumer(Consumer):
         """Dead-letter ``message``, publish its job's failed result if any, ack it."""
         books = main_process_ledger()
         queue = (message.delivery_info or {}).get("routing_key") or "?"
-        raw = raw_message(message)
+        raw = as_envelope(message)
         headers = message.headers if isinstance(message.headers, dict) else {}
         letter = DeadLetter.of(refusal.reason, refusal.detail, queue, raw, task_id=refusal.job_id)
         if RAW_BYTES_HEADER in headers:

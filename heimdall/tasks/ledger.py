@@ -80,32 +80,34 @@ def ledger_client(url: str, ride_out_restarts: bool = True) -> redis.Redis:
 class BlobPayloads(Mapping[int, bytes]):
     """IQ blobs of a job's ``iq_ref`` captures, by receiver index, each handed out once.
 
-    Small jobs are fetched in one MGET; a job with more than ``PREFETCH_BYTES`` of IQ fetches
-    each blob only when the Localizer asks for it and forgets it once handed out, so a child
-    never holds all of a large job's IQ bytes at once (DESIGN §8.14).
+    Nothing is fetched until the Localizer asks (after its checks, e.g. the per-job sample cap).
+    Then small jobs get all their blobs in one MGET; a job with more than ``PREFETCH_BYTES`` of
+    IQ fetches each blob when asked for it and forgets it once handed out, so a child never
+    holds all of a large job's IQ bytes at once (DESIGN §8.14).
     """
 
     def __init__(self, client: redis.Redis, job: IQJob) -> None:
         self.redis = client
         self.refs = {i: r.iq_ref for i, r in enumerate(job.receivers) if r.iq_ref is not None}
         self.fetch_s = 0.0  # time spent in Redis so far
-        self._fetched: dict[int, bytes | None] = {}
         expected = sum(job.receivers[i].expected_bytes for i in self.refs)
-        if self.refs and expected <= PREFETCH_BYTES:
-            started = time.perf_counter()
-            blobs = self.redis.mget(list(self.refs.values()))
-            self._fetched = dict(zip(self.refs, blobs, strict=True))
-            self.fetch_s += time.perf_counter() - started
+        self._prefetch = expected <= PREFETCH_BYTES
+        self._fetched: dict[int, bytes | None] = {}
 
     def __getitem__(self, index: int) -> bytes:
+        started = time.perf_counter()
+        if self._prefetch and self.refs:
+            self._prefetch = False
+            self._fetched = dict(
+                zip(self.refs, self.redis.mget(list(self.refs.values())), strict=True)
+            )
         if index in self._fetched:
             blob = self._fetched.pop(index)
         elif index in self.refs:
-            started = time.perf_counter()
             blob = self.redis.get(self.refs[index])
-            self.fetch_s += time.perf_counter() - started
         else:
             blob = None
+        self.fetch_s += time.perf_counter() - started
         if blob is None:
             raise KeyError(index)
         return blob
@@ -169,20 +171,23 @@ class JobLedger:
         keys = [self.settings.job_key(job_id, "claim"), self.settings.job_key(job_id, "attempts")]
         return bool(self._release_script(keys=keys, args=[holder, int(take_back_attempt)]))
 
-    def publish(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:
+    def publish(self, backend: Any, result: Result, job: IQJob | None = None) -> dict:
         """Store ``result`` in the Celery backend, then publish it (stream + pub/sub, once per
         job id) and drop the claim and blobs. Stored first, so whoever hears of a result
-        can fetch it. False if the job's result had already been published."""
+        can fetch it. Returns the stored body (the result serialized once)."""
         body_json = result.to_json()
-        backend.store_result(result.job_id, json.loads(body_json), states.SUCCESS)
-        return self.finish(result.job_id, result.status, body_json, job)
+        body = json.loads(body_json)
+        backend.store_result(result.job_id, body, states.SUCCESS)
+        self.finish(result.job_id, result.status, body_json, job)
+        return body
 
     def publish_if_new(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:
         """:meth:`publish` unless the job already has a published result (used by a worker's
         main process, which must never overwrite what a child published)."""
         if self.redis.exists(self.settings.job_key(result.job_id, "published")):
             return False
-        return self.publish(backend, result, job)
+        self.publish(backend, result, job)
+        return True
 
     @staticmethod
     def stored_result(backend: Any, job_id: str) -> Result | None:

@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 
 from heimdall.config import get_settings
 from heimdall.inference.failures import failed_result
-from heimdall.inference.localizer import check_job_size, default_worker_name, job_id_of
+from heimdall.inference.localizer import default_worker_name, job_id_of
 from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
 from heimdall.schemas.errors import ErrorCode, InvalidJob, JobTimeout
 from heimdall.schemas.job import IQJob
@@ -31,7 +31,6 @@ from heimdall.tasks.app import TASK_NAME, app
 from heimdall.tasks.ledger import Claim, JobLedger, ledger_client
 
 log = logging.getLogger(__name__)
-BUSY_RETRY_S = 2.0
 _ledger: JobLedger | None = None
 
 
@@ -97,8 +96,7 @@ def _deliver(self, job: Any) -> dict | None:
         raise self.retry(countdown=get_settings().busy_retry_s, max_retries=None)
     if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
         # An earlier delivery stored this result and was lost before publishing it.
-        books.publish(self.backend, stored, _parsed_or_none(job))
-        return stored.model_dump(mode="json", by_alias=True)
+        return books.publish(self.backend, stored, _parsed_or_none(job))
     parsed: IQJob | None = None
     if attempts > get_settings().max_attempts:
         result = _lost_too_often(job_id, attempts)
@@ -106,8 +104,7 @@ def _deliver(self, job: Any) -> dict | None:
         parsed, result = _compute(job, job_id, books)
     result.worker = default_worker_name()
     result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    books.publish(self.backend, result, parsed)
-    return result.model_dump(mode="json", by_alias=True)
+    return books.publish(self.backend, result, parsed)
 
 
 def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Result]:
@@ -119,10 +116,12 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
             raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
         parsed = IQJob.model_validate(job)
         timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
-        check_job_size(parsed, get_settings().max_job_samples)  # before any IQ is fetched
         localizer = registry().for_model(parsed.model)
         payloads = books.payloads(parsed)
-        result = localizer.localize(parsed, payloads, timings, reraise=(SoftTimeLimitExceeded,))
+        # Blobs are fetched inside localize(): a Redis error must reach the task, not become
+        # a failed result.
+        reraise = (SoftTimeLimitExceeded, redis.RedisError)
+        result = localizer.localize(parsed, payloads, timings, reraise=reraise)
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
         result = failed_result(
@@ -133,7 +132,7 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
     except Exception as exc:
         result = failed_result(job_id, exc, timings)
     if payloads is not None:
-        # Blobs of large jobs are fetched while features run: move that time to its stage.
+        # Blobs are fetched as the Localizer asks for them: move that time to its own stage.
         fetch_ms = payloads.fetch_s * 1000.0
         result.timings_ms.fetch = fetch_ms
         if result.timings_ms.features is not None:
