@@ -75,3 +75,39 @@ def test_invalid_setting_is_named(monkeypatch, capsys):
     finally:
         get_settings.cache_clear()
     assert "blob_ttl_s" in capsys.readouterr().err
+
+
+def test_localize_json_prints_one_result_per_line(jobs_file, capsys):
+    from heimdall.schemas import Result
+
+    assert main(["localize", str(jobs_file), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    results = [json.loads(line) for line in lines]  # plain JSON, no table around it
+    assert all(r["schema"] == "heimdall.result/1" and r["status"] == "ok" for r in results)
+    assert Result.model_validate(results[0]).method == "rss"
+
+
+def test_ingest_kiwi_writes_jobs_and_an_hf_job_is_refused_with_a_reason(tmp_path, capsys):
+    from kiwiwav import KiwiWavSpec, kiwi_name, write_kiwi_wav
+
+    t0_ns = 1_795_000_000_123_456_789
+    for k, station in enumerate(["AA1", "BB2", "CC3"]):
+        spec = KiwiWavSpec(t0_ns + k * 1_000_000, blocks=60, stale_first=1, seed=k)
+        write_kiwi_wav(tmp_path / kiwi_name(t0_ns, 7_100_000, station), spec)
+    (tmp_path / kiwi_name(t0_ns, 7_100_000, "BAD")).write_bytes(b"RIFF\0\0\0\0WAVEjunk")
+    out = tmp_path / "jobs.jsonl"
+    stations = ["--station", "AA1=45,7", "--station", "BB2=45.5,8", "--station", "CC3=44.8,8.5"]
+    code = main(["ingest", "kiwi", *map(str, sorted(tmp_path.glob("*.wav"))), *stations,
+                 "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1  # a job was made, and one file was refused
+    assert "BAD_iq.wav" in captured.out and "'fmt '" in captured.out  # refused, with where
+    assert "AA1" in captured.out and "gnss" in captured.out and "stale stamps" in captured.out
+    (line,) = out.read_text().splitlines()
+    job = json.loads(line)
+    assert [r["receiver_id"] for r in job["receivers"]] == ["AA1", "BB2", "CC3"]
+    assert all(r["clock"]["source"] == "gnss" and r["time_ns"] > t0_ns for r in job["receivers"])
+    assert main(["localize", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "failed" and result["error"]["code"] == "unsupported_frequency"

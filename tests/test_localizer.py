@@ -284,3 +284,25 @@ def test_manifest_records_what_serving_needs(model_dir):
     assert m.training["simulator"]["sample_rate_hz"] == 50_000
     assert "seed" in m.training["config"]
     assert files.onnx_path.stat().st_size < 5 * 2**20
+
+
+def test_a_job_outside_the_trained_band_gets_no_rss_guess(localizer, job, model_dir):
+    band = localizer.manifest.frequency_range_hz
+    assert band == (144e6, 146e6)  # the simulator's 2 m band, recorded in the manifest
+    data = _dump(job)
+    data["receivers"][2]["center_frequency_hz"] = 7.1e6  # an HF recording, e.g. a KiwiSDR
+    code, message = _failure(localizer, data)
+    assert code == "unsupported_frequency"
+    assert "receivers[2]" in message and "7.1 MHz" in message and "144 MHz–146 MHz" in message
+
+
+@pytest.mark.parametrize("method", ["tdoa", "hybrid"])
+def test_tdoa_asked_for_is_refused_with_a_code(localizer, job, method):
+    code, message = _failure(localizer, job.model_copy(update={"method": method}))
+    assert code == "unsupported_method" and method in message
+
+
+def test_rss_and_auto_say_which_method_answered(localizer, job):
+    for method in ("auto", "rss"):
+        result = localizer.localize(job.model_copy(update={"method": method}))
+        assert result.status == "ok" and result.method == "rss"

@@ -1,6 +1,7 @@
 """Job and result contracts: invalid input names the field."""
 
 import base64
+import calendar
 import json
 import uuid
 
@@ -114,3 +115,40 @@ def test_failed_result_carries_code():
     assert data["error"] == {"code": "too_few_receivers", "message": "2 receivers"}
     assert data["schema"] == "heimdall.result/1"
     assert data["position"] is None
+
+
+T_NS = calendar.timegm((2026, 11, 18, 10, 0, 0)) * 10**9 + 123_456_789
+
+
+def test_time_tags_are_optional_and_kept_to_the_nanosecond():
+    plain = IQJob.model_validate(_job())
+    assert plain.method == "auto" and plain.receivers[0].time_ns is None
+    assert plain.receivers[0].clock.source == "free"
+    tagged = _capture(
+        start_time="2026-11-18T10:00:00.123456Z",
+        time_ns=T_NS,
+        clock={"source": "gnss", "uncertainty_ns": 42.5},
+    )
+    job = IQJob.model_validate(_job(receivers=[tagged], method="tdoa"))
+    again = IQJob.model_validate_json(job.to_json())
+    assert again.receivers[0].time_ns == T_NS  # an int end to end: no float rounding
+    assert again.receivers[0].clock.uncertainty_ns == 42.5 and again.method == "tdoa"
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"time_ns": float(T_NS)}, "receivers.0.time_ns"),  # a float has lost the ns already
+        ({"time_ns": -1}, "receivers.0.time_ns"),
+        ({"time_ns": T_NS + 2 * 10**9}, "receivers.0"),  # 2 s away from start_time
+        ({"clock": {"source": "sundial"}}, "receivers.0.clock.source"),
+        ({"clock": {"source": "gnss", "uncertainty_ns": -5}}, "receivers.0.clock.uncertainty_ns"),
+    ],
+)
+def test_time_tag_rules(over, field):
+    capture = _capture(start_time="2026-11-18T10:00:00.123456Z", time_ns=T_NS) | over
+    assert field in _error_locations(_job(receivers=[capture]))
+
+
+def test_unknown_method_is_refused():
+    assert "method" in _error_locations(_job(method="triangulate"))

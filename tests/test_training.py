@@ -55,7 +55,9 @@ def test_tiny_training_run_exports_a_servable_model(tmp_path):
         "offset_hz": list(SimConfig().offset_hz),
         "random_receivers": list(SimConfig().random_receivers),
         "random_extent_m": list(SimConfig().random_extent_m),
+        "band_hz": list(SimConfig().band_hz),
     }
+    assert manifest["frequency_range_hz"] == [144e6, 146e6]  # the band it was trained on
     localizer = Localizer(out)
     job = ScenarioGenerator(seed=2).next().to_job()
     result = localizer.localize(job)

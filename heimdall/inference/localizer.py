@@ -37,6 +37,8 @@ from heimdall.schemas.errors import (
     PayloadMissing,
     TooFewReceivers,
     UnknownModel,
+    UnsupportedFrequency,
+    UnsupportedMethod,
 )
 from heimdall.schemas.job import MAX_JOB_SAMPLES, IQJob
 from heimdall.schemas.result import Ellipse, Position, Result, Timings
@@ -131,6 +133,7 @@ class Localizer:
         """
         if not self.accepts(job.model):
             raise UnknownModel(f"model {job.model!r} is not served here (this is {self.version})")
+        self.check_method(job)
         if len(job.receivers) < MIN_RECEIVERS:
             raise TooFewReceivers(
                 f"{len(job.receivers)} receivers present; the model needs at least {MIN_RECEIVERS}"
@@ -170,6 +173,27 @@ class Localizer:
             rx_mask=np.ones((1, len(rx)), np.float32),
         )
 
+    def check_method(self, job: IQJob) -> None:
+        """Refuse a job no method of this version can localize: TDoA asked for, or a tuning
+        outside the band the RSS network was trained on (never a silent RSS guess there)."""
+        if job.method in ("tdoa", "hybrid"):
+            raise UnsupportedMethod(
+                f"method {job.method!r} needs time differences of arrival (TDoA), which this "
+                "version of Heimdall does not have; use 'rss' or 'auto'"
+            )
+        band = self.manifest.frequency_range_hz
+        if band is None:
+            return
+        low_hz, high_hz = band
+        for index, capture in enumerate(job.receivers):
+            if not low_hz <= capture.center_frequency_hz <= high_hz:
+                raise UnsupportedFrequency(
+                    f"{_where(job, index)} is tuned to {_mhz(capture.center_frequency_hz)}, "
+                    f"outside {_mhz(low_hz)}–{_mhz(high_hz)}, the band the RSS network of model "
+                    f"{self.version} was trained on; this version has no other method (TDoA), "
+                    "so it gives no position rather than a guess"
+                )
+
     def infer(self, prepared: PreparedJob) -> tuple[np.ndarray, np.ndarray]:
         """Run the ONNX session: ``mean_en`` [1, 2] and ``cov_chol`` [1, 3], model units."""
         mean_en, cov_chol = self.session.run(
@@ -196,6 +220,7 @@ class Localizer:
             job_id=job.job_id,
             status="ok",
             model_version=self.version,
+            method="rss",
             position=Position(lat=float(lat), lon=float(lon)),
             covariance_en_m2=cov.tolist(),
             ellipse=Ellipse(
@@ -254,6 +279,10 @@ def check_job_size(job: IQJob, max_job_samples: int) -> None:
             f"receivers hold {job.total_samples} samples in all; the limit per job is "
             f"{max_job_samples} (HEIMDALL_MAX_JOB_SAMPLES)"
         )
+
+
+def _mhz(frequency_hz: float) -> str:
+    return f"{frequency_hz / 1e6:.6g} MHz"
 
 
 def _where(job: IQJob, index: int) -> str:

@@ -11,9 +11,11 @@ from heimdall.schemas.errors import (
     PayloadMissing,
     TooFewReceivers,
     UnknownModel,
+    UnsupportedFrequency,
+    UnsupportedMethod,
     UnsupportedSampleRate,
 )
-from heimdall.schemas.job import BYTES_PER_SAMPLE, JOB_SCHEMA, IQJob, ReceiverCapture
+from heimdall.schemas.job import BYTES_PER_SAMPLE, JOB_SCHEMA, Clock, IQJob, ReceiverCapture
 from heimdall.schemas.manifest import ModelManifest, Preprocessing, TensorSpec
 from heimdall.schemas.result import RESULT_SCHEMA, Ellipse, ErrorInfo, Position, Result, Timings
 
@@ -21,6 +23,7 @@ __all__ = [
     "BYTES_PER_SAMPLE",
     "JOB_SCHEMA",
     "RESULT_SCHEMA",
+    "Clock",
     "Ellipse",
     "ErrorCode",
     "ErrorInfo",
@@ -41,5 +44,7 @@ __all__ = [
     "Timings",
     "TooFewReceivers",
     "UnknownModel",
+    "UnsupportedFrequency",
+    "UnsupportedMethod",
     "UnsupportedSampleRate",
 ]

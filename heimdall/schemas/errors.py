@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     NO_COMMON_TIME = "no_common_time"
     NO_SIGNAL = "no_signal"
+    UNSUPPORTED_FREQUENCY = "unsupported_frequency"
+    UNSUPPORTED_METHOD = "unsupported_method"
 
 
 class HeimdallError(Exception):
@@ -60,6 +62,18 @@ class NoSignal(HeimdallError):
     """Nothing stands above the noise at enough receivers: an empty job is not a position."""
 
     code = ErrorCode.NO_SIGNAL
+
+
+class UnsupportedFrequency(HeimdallError):
+    """The job's frequency lies outside every band a method of this fleet can use."""
+
+    code = ErrorCode.UNSUPPORTED_FREQUENCY
+
+
+class UnsupportedMethod(HeimdallError):
+    """The job asks for a localization method this version does not have."""
+
+    code = ErrorCode.UNSUPPORTED_METHOD
 
 
 class ModelIntegrityError(Exception):

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -29,7 +30,13 @@ MAX_JOB_SAMPLES = 16 * MAX_SAMPLES  # default of Settings.max_job_samples
 MAX_SAMPLE_RATE_HZ = 1e10  # above any real ADC; keeps rate arithmetic finite
 MAX_FREQUENCY_HZ = 1e12
 
+MAX_TIME_NS = 253_402_300_800 * 10**9  # 10000-01-01T00:00:00Z: past any datetime
+MAX_START_DISAGREEMENT_NS = 10**9  # time_ns and start_time must agree within 1 s
+NS_PER_US = 1000
+
 Datatype = Literal["cf32_le", "ci16_le", "cu8"]
+Method = Literal["auto", "rss", "tdoa", "hybrid"]
+ClockSource = Literal["gnss", "ntp", "free"]
 BYTES_PER_SAMPLE: dict[str, int] = {"cf32_le": 8, "ci16_le": 4, "cu8": 2}
 
 
@@ -64,6 +71,27 @@ def nesting_depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def datetime_to_ns(value: datetime) -> int:
+    """Nanoseconds since the Unix epoch of an aware datetime, in integers (µs resolution)."""
+    delta = _in_utc(value) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * NS_PER_US
+
+
+def ns_to_datetime(time_ns: int) -> datetime:
+    """The UTC datetime of ``time_ns`` (ns since the Unix epoch), truncated to microseconds."""
+    seconds, rest_ns = divmod(time_ns, 10**9)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest_ns // NS_PER_US)
+
+
+class Clock(BaseModel):
+    """How a capture's ``time_ns`` was obtained and how far it can be trusted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: ClockSource = "free"
+    uncertainty_ns: float | None = Field(None, ge=0.0, le=1e15, allow_inf_nan=False)
+
+
 class ReceiverCapture(BaseModel):
     """One receiver's IQ recording of the job, with where and how it was made."""
 
@@ -80,6 +108,10 @@ class ReceiverCapture(BaseModel):
     num_samples: int = Field(ge=MIN_SAMPLES, le=MAX_SAMPLES)
     iq_ref: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     iq_b64: str | None = None
+    # Time tags (DESIGN §3): first sample's time in ns since the Unix epoch (UTC, no leap
+    # seconds) and the clock behind it. Strict int: a float would already have lost the ns.
+    time_ns: StrictInt | None = Field(None, ge=0, lt=MAX_TIME_NS)
+    clock: Clock = Field(default_factory=Clock)
 
     @field_validator("start_time")
     @classmethod
@@ -91,6 +123,17 @@ class ReceiverCapture(BaseModel):
     def _exactly_one_payload(self) -> ReceiverCapture:
         if (self.iq_ref is None) == (self.iq_b64 is None):
             raise ValueError("exactly one of iq_ref or iq_b64 must be given")
+        return self
+
+    @model_validator(mode="after")
+    def _time_tags_agree(self) -> ReceiverCapture:
+        if self.time_ns is not None:
+            apart_ns = abs(self.time_ns - datetime_to_ns(self.start_time))
+            if apart_ns > MAX_START_DISAGREEMENT_NS:
+                raise ValueError(
+                    f"time_ns is {apart_ns / 1e9:.3f} s away from start_time; they must agree "
+                    "within 1 s"
+                )
         return self
 
     @property
@@ -124,6 +167,7 @@ class IQJob(BaseModel):
     priority: Literal["interactive", "bulk"] = "interactive"
     receivers: list[ReceiverCapture] = Field(min_length=1, max_length=MAX_RECEIVERS)
     meta: dict[str, Any] = Field(default_factory=dict)
+    method: Method = "auto"
 
     @field_validator("job_id")
     @classmethod

@@ -44,6 +44,9 @@ class ModelManifest(BaseModel):
     max_receivers: int = Field(gt=0)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    frequency_range_hz: tuple[float, float] | None = Field(
+        None, description="band of the training data; RSS is not offered outside it (None: any)"
+    )
     covariance_scale: float = Field(
         1.0, gt=0, description="variance calibration factor already folded into cov_chol"
     )

@@ -48,6 +48,7 @@ class Result(BaseModel):
     job_id: str
     status: Literal["ok", "failed"]
     model_version: str | None = None
+    method: Literal["rss", "tdoa", "hybrid"] | None = None  # what produced the estimate
     position: Position | None = None
     covariance_en_m2: list[list[float]] | None = None
     ellipse: Ellipse | None = None

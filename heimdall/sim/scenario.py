@@ -36,6 +36,7 @@ class SimConfig:
     sample_rate_hz: float = 50_000.0
     num_samples: int = 10_000
     center_frequency_hz: float = 145_500_000.0
+    band_hz: tuple[float, float] = (144e6, 146e6)  # 2 m band: where this path loss holds
     eirp_dbm: tuple[float, float] = (30.0, 50.0)  # 1 W … 100 W, unknown to the localizer
     exponent: tuple[float, float] = (2.5, 4.0)  # path-loss exponent, per scenario
     shadowing_db: float = 6.0  # σ of log-normal shadowing, per receiver

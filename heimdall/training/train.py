@@ -145,6 +145,7 @@ def train(config: TrainConfig, models_dir: Path) -> Path:
         max_receivers=config.max_receivers,
         inputs=inputs,
         outputs=outputs,
+        frequency_range_hz=config.sim.band_hz,
         covariance_scale=scale,
         training={
             "command": f"heimdall train --version {config.version} --seed {config.seed} "

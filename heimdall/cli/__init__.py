@@ -53,6 +53,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     gen = ScenarioGenerator(SimConfig(network=args.network), seed=args.seed)
     progress = Progress(args.jobs, "simulate")
+    if args.sigmf:
+        from heimdall.cli.ingest import write_scenario
+
+        for i in range(args.jobs):
+            write_scenario(gen.next(), Path(args.sigmf), args.datatype)
+            progress.update(i + 1)
+        print(f"wrote {args.jobs} SigMF collections to {args.sigmf}")
+        return 0
     with open(args.out, "w") as fh:
         for i in range(args.jobs):
             sc = gen.next()
@@ -74,14 +82,21 @@ def cmd_localize(args: argparse.Namespace) -> int:
     rows = []
     for job, truth in _read_jobs_file(args.jobs_file):
         result = localizer.localize(job)
+        if args.json:
+            print(result.to_json(), flush=True)
         rows.append(result_row(result, truth))
-    print(format_table(RESULT_HEADERS, rows))
+    if not args.json:
+        print(format_table(RESULT_HEADERS, rows))
     return 0
 
 
 def _read_jobs_file(path: str):
     """``(job dict, truth or None)`` per line of a JSON-lines file; exits naming a bad line."""
-    with open(path) as fh:
+    try:
+        fh = open(path)  # noqa: SIM115 -- a with block below, after the error message
+    except OSError as exc:
+        raise SystemExit(f"{path}: {exc.strerror}") from exc
+    with fh:
         for line_no, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -128,7 +143,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _submit_once(args: argparse.Namespace, producer) -> int:
     from pydantic import ValidationError
 
-    from heimdall.report import RESULT_HEADERS, result_row
     from heimdall.schemas import IQJob
 
     jobs, truths = [], []
@@ -154,22 +168,15 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
             truths.append((sc.true_lat, sc.true_lon))
             progress.update(i + 1)
     handles = producer.submit_many(jobs, inline=args.inline)
-    print(f"submitted {len(handles)} jobs to {sorted({h.queue for h in handles})}", flush=True)
+    queues = sorted({h.queue for h in handles})
+    print(f"submitted {len(handles)} jobs to {queues}", file=sys.stderr, flush=True)
     if not args.wait:
         for h in handles:
             print(h.job_id)
         return 0
-    rows, progress = [], Progress(len(handles), "results")
-    for i, (h, truth) in enumerate(zip(handles, truths, strict=True)):
-        try:
-            result = h.result(timeout_s=args.timeout)
-        except TimeoutError as exc:
-            print(f"{exc}; is a worker running? (heimdall status)", file=sys.stderr)
-            return 1
-        rows.append(result_row(result, truth))
-        progress.update(i + 1)
-    print(format_table(RESULT_HEADERS, rows), flush=True)
-    return 0
+    from heimdall.cli.results import show_results
+
+    return show_results(handles, truths, args.timeout, args.json)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -324,9 +331,15 @@ def cmd_memory(args: argparse.Namespace) -> int:
     return 0 if report.status == "ok" else 1
 
 
+JSON_HELP = "print one heimdall.result/1 JSON object per line instead of a table"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from heimdall.cli import ingest
+
     parser = argparse.ArgumentParser(prog="heimdall", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    ingest.add_parser(sub)
 
     p = sub.add_parser("train", help="simulate, train, calibrate and export a model (needs torch)")
     p.add_argument("--version", default="v1")
@@ -351,12 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--network", default="reference", choices=["reference", "random", "mixed"])
     p.add_argument("--datatype", default="cf32_le", choices=["cf32_le", "ci16_le", "cu8"])
-    p.add_argument("--out", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="JSON lines: one job and its truth per line")
+    where.add_argument("--sigmf", metavar="DIR", help="one SigMF collection per job, time-tagged")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("localize", help="localize jobs from a JSON-lines file, in process")
     p.add_argument("jobs_file")
     p.add_argument("--model", default=None)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_localize)
 
     p = sub.add_parser("dead-letters", help="messages workers refused: list, show, requeue, purge")
@@ -400,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default")
     p.add_argument("--inline", action="store_true", help="send IQ inline (iq_b64), no blobs")
     p.add_argument("--wait", action="store_true", help="wait and show the results")
+    p.add_argument("--json", action="store_true", help=f"with --wait: {JSON_HELP}")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per result with --wait")
     p.add_argument(
         "--repeat-every",
@@ -478,8 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"heimdall: cannot reach Redis at {url} (HEIMDALL_REDIS_URL): {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `heimdall … --json | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0
     return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m heimdall.cli``."""
+
+from heimdall.cli import main
+
+raise SystemExit(main())

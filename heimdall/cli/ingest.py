@@ -1,0 +1,225 @@
+"""``heimdall ingest sigmf|kiwi|watch``: real recordings → jobs, a table of what was read.
+
+Without ``--out`` or ``--submit`` it only shows what it would make of the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from heimdall.console import format_table
+from heimdall.ingest import Assembled, IngestError, RecordingSet, assemble
+from heimdall.ingest.timestamps import ns_to_rfc3339
+
+RECEIVER_HEADERS = [
+    "receiver", "lat", "lon", "MHz", "rate Hz", "samples", "s", "first sample (UTC)",
+    "clock", "σ ns",
+]  # fmt: skip
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ingest", help="recordings (SigMF, KiwiSDR IQ WAV) → jobs; a drop folder")
+    kinds = p.add_subparsers(dest="kind", required=True)
+
+    s = kinds.add_parser("sigmf", help="SigMF recordings/archives/collections → jobs")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    _station_options(s, positions=False)
+    _output_options(s)
+    s.set_defaults(func=cmd_ingest)
+
+    k = kinds.add_parser("kiwi", help="kiwirecorder --kiwi-wav IQ files → GNSS-timed jobs")
+    k.add_argument("paths", nargs="+", metavar="WAV")
+    _station_options(k, positions=True)
+    _output_options(k)
+    k.set_defaults(func=cmd_ingest)
+
+    w = kinds.add_parser("watch", help="submit each recording set dropped into DIR once")
+    w.add_argument("directory", metavar="DIR")
+    _station_options(w, positions=True)
+    _job_options(w)
+    w.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="a set is complete when its files have not changed for S seconds",
+    )
+    w.add_argument("--interval", type=float, default=1.0, metavar="S", help="poll period")
+    w.add_argument("--once", action="store_true", help="handle what is there now, then exit")
+    w.set_defaults(func=cmd_watch)  # fmt: skip
+
+
+def _station_options(p: argparse.ArgumentParser, positions: bool) -> None:
+    p.add_argument("--station", action="append", default=[], metavar="NAME=LAT,LON[,ALT]",
+                   help="a receiver's position (repeatable); overrides the files'")  # fmt: skip
+    if positions:
+        p.add_argument(
+            "--positions",
+            action="append",
+            default=[],
+            metavar="DIR_OR_FILE",
+            help="kiwirecorder gnss_pos/NAME.txt files (default: beside the WAVs)",
+        )
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default")
+    p.add_argument("--priority", default="interactive", choices=["interactive", "bulk"])
+    p.add_argument("--method", default="auto", choices=["auto", "rss", "tdoa", "hybrid"])
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    _job_options(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="JOBS.jsonl", help="write one job per line")
+    where.add_argument("--submit", action="store_true", help="send the jobs to the fleet")
+    p.add_argument("--wait", action="store_true", help="with --submit: wait for the results")
+    p.add_argument("--json", action="store_true", help="with --wait: results as JSON lines")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per result with --wait")
+
+
+def stations_of(args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
+    """``--station`` values (and ``--positions`` files) as name → (lat, lon, alt); a bad one
+    ends the command with a message naming it (exit code 2)."""
+    from heimdall.ingest.kiwi import parse_station, read_positions
+
+    try:
+        table = read_positions([Path(p) for p in getattr(args, "positions", [])])
+        for text in args.station:
+            name, position = parse_station(text)
+            table[name] = position
+    except (ValueError, IngestError) as exc:
+        print(f"heimdall ingest: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    return table
+
+
+def job_fields(args: argparse.Namespace) -> dict[str, str]:
+    return {"model": args.model, "priority": args.priority, "method": args.method}
+
+
+def read_sets(kind: str, paths: list[str], stations: dict) -> list[RecordingSet | IngestError]:
+    """The recording sets (or refusals) of ``paths`` read as ``kind``."""
+    if kind == "kiwi":
+        from heimdall.ingest import kiwi
+
+        return kiwi.read_sets([Path(p) for p in paths], stations)
+    from heimdall.ingest import sigmf
+
+    return sigmf.read_sets(paths, stations)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Read, assemble and show every set; write or submit the jobs."""
+    stations, fields = stations_of(args), job_fields(args)
+    made: list[Assembled] = []
+    refused = 0
+    for item in read_sets(args.kind, args.paths, stations):
+        try:
+            if isinstance(item, IngestError):
+                raise item
+            made.append(assemble(item, **fields))
+            refused += len(item.refused)
+            show(made[-1], item, sys.stderr if args.json else sys.stdout)
+        except IngestError as exc:
+            refused += 1
+            print(f"refused: {exc}", file=sys.stderr)
+    if not made:
+        print("heimdall ingest: no job could be made", file=sys.stderr)
+        return 2
+    code = _deliver(args, made)
+    return code or (1 if refused else 0)
+
+
+def _deliver(args: argparse.Namespace, made: list[Assembled]) -> int:
+    if args.out:
+        with open(args.out, "w") as fh:
+            for a in made:
+                fh.write(a.job.to_json() + "\n")
+        print(f"wrote {len(made)} jobs to {args.out}", file=sys.stderr)
+        return 0
+    if not args.submit:
+        print("(nothing written: give --out FILE or --submit)", file=sys.stderr)
+        return 0
+    from heimdall.cli.results import show_results
+    from heimdall.client import Producer
+
+    handles = Producer().submit_many([a.job for a in made])
+    print(f"submitted {len(handles)} jobs", file=sys.stderr, flush=True)
+    if not args.wait:
+        for h in handles:
+            print(h.job_id)
+        return 0
+    return show_results(handles, [None] * len(handles), args.timeout, args.json)
+
+
+def show(assembled: Assembled, found: RecordingSet, stream=sys.stdout) -> None:
+    """The job's receivers as a table, then what was dropped or refused and why."""
+    job = assembled.job
+    print(f"\n{found.label} → job {job.job_id} ({len(job.receivers)} receivers)", file=stream)
+    rows = [
+        [
+            c.receiver_id, f"{c.lat:.5f}", f"{c.lon:.5f}", f"{c.center_frequency_hz / 1e6:.6f}",
+            f"{c.sample_rate_hz:.4f}", c.num_samples, f"{c.num_samples / c.sample_rate_hz:.3f}",
+            ns_to_rfc3339(c.time_ns) if c.time_ns is not None else c.start_time.isoformat(),
+            c.clock.source, "" if c.clock.uncertainty_ns is None else f"{c.clock.uncertainty_ns:g}",
+        ]
+        for c in job.receivers
+    ]  # fmt: skip
+    print(format_table(RECEIVER_HEADERS, rows), file=stream)
+    for note in assembled.notes:
+        print(f"  note: {note}", file=stream)
+    for exc in found.refused:
+        print(f"  refused: {exc}", file=stream)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The drop folder: submit each complete set once, move it to done/ or rejected/."""
+    from heimdall.client import Producer
+    from heimdall.ingest.watch import DropFolder
+
+    stations, fields = stations_of(args), job_fields(args)
+    producer = Producer()
+
+    def submit(assembled: Assembled) -> str:
+        return producer.submit(assembled.job).job_id
+
+    folder = DropFolder(Path(args.directory), submit, stations, fields, settle_s=args.settle)
+    print(f"watching {folder.directory} (done/, rejected/ beside it); Ctrl-C stops", flush=True)
+    try:
+        folder.run(interval_s=args.interval, once=args.once, report=print)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def write_scenario(scenario, directory: Path, datatype: str) -> Path:
+    """A simulated scenario as a SigMF collection (time-tagged; truth in the collection)."""
+    from heimdall.dsp.iq import encode_iq
+    from heimdall.ingest.sigmf import write_collection
+    from heimdall.schemas.job import Clock, datetime_to_ns
+
+    time_ns = datetime_to_ns(scenario.start_time)
+    # The simulator starts every receiver at one instant and models no time of flight:
+    # its stamps are as good as an NTP-disciplined clock's, not a GNSS one's.
+    clock = Clock(source="ntp", uncertainty_ns=1e6)
+    recordings = [
+        {
+            "receiver_id": s.receiver_id, "lat": s.lat, "lon": s.lon, "alt_m": s.alt_m,
+            "sample_rate_hz": scenario.sample_rate_hz,
+            "center_frequency_hz": scenario.center_frequency_hz,
+            "time_ns": time_ns, "clock": clock, "datatype": datatype,
+            "iq": encode_iq(x, datatype),
+        }
+        for s, x in zip(scenario.stations, scenario.iq, strict=True)
+    ]  # fmt: skip
+    truth = {"lat": scenario.true_lat, "lon": scenario.true_lon}
+    return write_collection(
+        directory,
+        scenario.scenario_id,
+        recordings,
+        {"core:description": "heimdall simulate", "heimdall:truth": json.loads(json.dumps(truth))},
+    )

@@ -1,0 +1,123 @@
+"""The drop folder end to end: real worker, real Redis; a dropped set becomes a result on the
+stream, a broken file goes to rejected/ with its reason, and the folder keeps watching."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from heimdall.cli.ingest import write_scenario
+from heimdall.sim import ScenarioGenerator, SimConfig
+
+pytestmark = pytest.mark.slow
+
+
+def _drop(scenario, staging, folder) -> str:
+    """Write a collection elsewhere, then move it in file by file, as a copy would land."""
+    target = staging / scenario.scenario_id
+    collection = write_scenario(scenario, target, "ci16_le")
+    for path in sorted(target.iterdir()):
+        shutil.move(str(path), str(folder / path.name))
+    return collection.name
+
+
+def _wait_for(predicate, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_dropped_sets_reach_the_stream_and_a_broken_file_is_rejected(serving_fleet, tmp_path):
+    fleet = serving_fleet
+    folder, staging = tmp_path / "drop", tmp_path / "staging"
+    folder.mkdir()
+    cmd = [sys.executable, "-m", "heimdall.cli", "ingest", "watch", str(folder),
+           "--settle", "0.5", "--interval", "0.2"]  # fmt: skip
+    watcher = subprocess.Popen(
+        cmd,
+        env={**os.environ, **fleet.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), 5)
+        first = _drop(gen.next(), staging, folder)
+        (folder / "broken.sigmf-collection").write_text("{ this is not json")
+        (folder / "holiday.jpg").write_bytes(b"\xff\xd8\xff")
+        record = _wait_for(lambda: _job_record(folder, first))
+        _wait_for(lambda: (folder / "rejected" / "holiday.jpg.reason").exists())
+        reason = (folder / "rejected" / "broken.sigmf-collection.reason").read_text()
+        assert "broken.sigmf-collection" in reason and "unreadable collection" in reason
+        assert (
+            "not a recording Heimdall reads"
+            in (folder / "rejected" / "holiday.jpg.reason").read_text()
+        )
+
+        second = _drop(gen.next(), staging, folder)  # still watching after the bad files
+        record2 = _wait_for(lambda: _job_record(folder, second))
+        assert watcher.poll() is None
+
+        entries = fleet.stream_until([record["job_id"], record2["job_id"]])
+        results = {r.job_id: r for _, r in entries}
+        for rec in (record, record2):
+            assert results[rec["job_id"]].status == "ok"
+            assert results[rec["job_id"]].method == "rss"
+        assert sorted(p.name for p in folder.iterdir()) == ["done", "rejected"]
+        assert len(list((folder / "done").glob("*.sigmf-data"))) == 14  # 2 sets × 7 receivers
+        # each set was submitted once: one computation per job
+        assert fleet.computations(record["job_id"]) == 1
+    finally:
+        watcher.terminate()
+        output = watcher.communicate(timeout=10)[0]
+    assert "submitted" in output and "rejected" in output, output
+
+
+def _job_record(folder, collection_name):
+    path = folder / "done" / f"{collection_name}.job.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_submit_wait_json_prints_results_as_json_lines(serving_fleet):
+    done = _heimdall(serving_fleet, "submit", "--simulate", "3", "--seed", "8", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(results) == 3
+    assert all(r["schema"] == "heimdall.result/1" for r in results)
+
+
+def test_a_foreign_sigmf_collection_localizes_through_the_fleet(serving_fleet, tmp_path):
+    from sigmfwriter import write_with_sigmf
+
+    scenario = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), 9).next()
+    collection = write_with_sigmf(tmp_path, scenario, ["ci16_le", "cf32_le"])
+    done = _heimdall(
+        serving_fleet, "ingest", "sigmf", str(collection), "--submit", "--wait", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert result["status"] == "ok" and result["method"] == "rss"
+    assert len(result["receivers_used"]) == 7
+    assert "emission.sigmf-collection" in done.stderr  # the receivers table, for people
+
+
+def _heimdall(fleet, *args: str) -> subprocess.CompletedProcess:
+    """``heimdall ARGS --timeout 60`` against the test fleet, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "heimdall.cli", *args, "--timeout", "60"],
+        env={**os.environ, **fleet.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
