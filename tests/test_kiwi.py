@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kiwiwav import KiwiWavSpec, kiwi_name, write_kiwi_wav
 
 from heimdall.ingest import IngestError, assemble
@@ -191,3 +193,41 @@ def _first_kept_block(spec: KiwiWavSpec) -> int:
     while block in spec.no_gnss or block in spec.outliers:
         block += 1
     return block
+
+
+_VALID = None
+
+
+def _valid_bytes() -> bytes:
+    global _VALID
+    if _VALID is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "x.wav"
+            write_kiwi_wav(path, KiwiWavSpec(T0_NS, blocks=12))
+            _VALID = path.read_bytes()
+    return _VALID
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 25_000), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, 25_000),
+)
+def test_a_damaged_file_is_read_or_refused_never_a_crash(tmp_path, edits, cut):
+    content = bytearray(_valid_bytes())
+    for position, value in edits:
+        if position < len(content):
+            content[position] = value
+    path = tmp_path / kiwi_name(T0_NS, FREQ_HZ, "F1ABC")
+    path.write_bytes(bytes(content[: max(len(content) - cut, 0)]))
+    try:
+        rec = read_kiwi(path, STATION)
+    except IngestError as exc:
+        assert str(path) in str(exc)
+        return
+    assert rec.num_samples >= 512 and rec.sample_rate_hz > 0
+    assert len(rec.read(0, rec.num_samples)) == rec.num_samples * 4

@@ -68,7 +68,8 @@ def test_a_collection_written_with_the_sigmf_package_localizes(
     assert result.method == "rss"
 
 
-def test_an_archive_and_a_converted_datatype(tmp_path, scenario):
+@pytest.mark.parametrize("archive", ["archived.sigmf", "archived.sigmf.gz"])
+def test_an_archive_and_a_converted_datatype(tmp_path, scenario, archive):
     iq = scenario.iq[0]
     ints = np.clip(np.round(np.stack([iq.real, iq.imag], 1) * 128), -128, 127).astype("i1")
     data = tmp_path / "x.sigmf-data"
@@ -84,9 +85,9 @@ def test_an_archive_and_a_converted_datatype(tmp_path, scenario):
     handle.add_capture(
         0, metadata={"core:frequency": 145.5e6, "core:datetime": "2026-11-27T10:00:00.1234567891Z"}
     )
-    handle.tofile(tmp_path / "archived.sigmf")
+    handle.tofile(tmp_path / archive)
     data.unlink()
-    (found,) = read_sets([tmp_path / "archived.sigmf"])
+    (found,) = read_sets([tmp_path / archive])
     (rec,) = found.recordings
     assert rec.datatype == "ci16_le" and "ci8 converted to ci16_le" in " ".join(rec.notes)
     assert rec.time_ns == rfc3339_to_ns("2026-11-27T10:00:00Z") + 123_456_789

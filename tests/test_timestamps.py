@@ -1,8 +1,11 @@
 """Time as integer ns: RFC 3339 fractions exact, GPS week/seconds → UTC with leap seconds."""
 
 import calendar
+import contextlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from heimdall.ingest.timestamps import (
     TimestampError,
@@ -57,3 +60,14 @@ def test_gps_week_is_the_one_nearest_the_file_name_across_a_rollover():
     week_start_unix = 315_964_800 + 2400 * 604_800 - 18
     assert gps_week_near(week_start_unix - 10, 5) == 2400
     assert gps_week_near(week_start_unix - 10, 604_795) == 2399
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_time_or_a_timestamp_error(text):
+    with contextlib.suppress(TimestampError):
+        assert isinstance(rfc3339_to_ns(text), int)
+
+
+@given(st.integers(0, 253_402_300_799 * 10**9))
+def test_every_ns_survives_text(value):
+    assert rfc3339_to_ns(ns_to_rfc3339(value)) == value

@@ -32,7 +32,8 @@ from heimdall.ingest.timestamps import (
 from heimdall.schemas.job import MIN_SAMPLES, Clock
 
 NAME = re.compile(
-    r"^(?P<stamp>\d{8}T\d{6}Z)_(?P<frequency>\d+)(?:_(?P<station>.+?))?_iq\.wav$", re.IGNORECASE
+    r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)_(?P<frequency>[0-9]+)(?:_(?P<station>.+?))?_iq\.wav$",
+    re.IGNORECASE,
 )
 POSITION = re.compile(
     r"d\.(?P<name>[A-Za-z0-9_]+)\s*=\s*struct\(\s*'coord'\s*,\s*\[\s*(?P<lat>[-+0-9.eE]+)\s*,"

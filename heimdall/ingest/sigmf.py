@@ -31,7 +31,9 @@ from heimdall.schemas.job import MIN_SAMPLES, Clock
 
 EXTENSION = {"name": "heimdall", "version": "1.0.0", "optional": True}
 DIRECT = ("cf32_le", "ci16_le", "cu8")  # the job's own datatypes: bytes pass through
-META, DATA, ARCHIVE, COLLECTION = ".sigmf-meta", ".sigmf-data", ".sigmf", ".sigmf-collection"
+META, DATA, COLLECTION = ".sigmf-meta", ".sigmf-data", ".sigmf-collection"
+ARCHIVES = (".sigmf", ".sigmf.gz", ".sigmf.xz", ".sigmf.zip")  # plain or compressed tar/zip
+RECORDING_SUFFIXES = (META, DATA, *ARCHIVES)
 Position = tuple[float, float, float]
 
 
@@ -53,7 +55,7 @@ def read_sets(
             loose += [] if found else recordings_in(path)
         elif path.name.endswith(COLLECTION):
             collections.append(path)
-        elif path.name.endswith((META, DATA, ARCHIVE)):
+        elif path.name.endswith(RECORDING_SUFFIXES):
             loose.append(_base(path))
         else:
             collections.append(path)  # refused with its reason by read_collection
@@ -73,12 +75,12 @@ def read_sets(
 
 def recordings_in(directory: Path) -> list[Path]:
     """Base paths of the recordings (pairs or archives) in ``directory``."""
-    bases = {_base(p) for p in directory.iterdir() if p.name.endswith((META, ARCHIVE))}
+    bases = {_base(p) for p in directory.iterdir() if p.name.endswith((META, *ARCHIVES))}
     return sorted(bases)
 
 
 def _base(path: Path) -> Path:
-    for suffix in (META, DATA, ARCHIVE):
+    for suffix in RECORDING_SUFFIXES:
         if path.name.endswith(suffix):
             return path.with_name(path.name[: -len(suffix)])
     return path
@@ -103,8 +105,8 @@ def read_collection(path: Path, stations: dict[str, Position] | None = None) -> 
         if not isinstance(name, str) or not name:
             raise IngestError(str(path), f"collection.core:streams has a bad name {name!r}")
         base = path.parent / name
-        if not (meta_path(base).is_file() or base.with_name(base.name + ARCHIVE).is_file()):
-            raise IngestError(str(path), f"stream {name!r}: no {name}{META} or {name}{ARCHIVE}")
+        if recording_file(base) is None:
+            raise IngestError(str(path), f"stream {name!r}: no {name}{META} or {name}.sigmf")
         bases.append(base)
     found = _set(path.name, bases, stations)
     found.files.insert(0, str(path))
@@ -118,20 +120,29 @@ def _set(label: str, bases: list[Path], stations: dict[str, Position] | None) ->
     return found
 
 
-def meta_path(base: Path) -> Path:
+def _meta_path(base: Path) -> Path:
     return base.with_name(base.name + META)
 
 
+def recording_file(base: Path) -> Path | None:
+    """The file sigmf opens for a recording: its ``.sigmf-meta``, else an archive."""
+    for suffix in (META, *ARCHIVES):
+        if base.with_name(base.name + suffix).is_file():
+            return base.with_name(base.name + suffix)
+    return None
+
+
 def _files_of(base: Path) -> list[Path]:
-    names = (META, DATA, ARCHIVE)
-    return [base.with_name(base.name + s) for s in names if base.with_name(base.name + s).is_file()]
+    candidates = [base.with_name(base.name + s) for s in RECORDING_SUFFIXES]
+    return [p for p in candidates if p.is_file()]
 
 
 def read_recording(base: Path, stations: dict[str, Position] | None = None) -> list[Recording]:
     """Every usable capture segment of one recording, as a :class:`Recording` each."""
-    where = str(
-        meta_path(base) if meta_path(base).is_file() else base.with_name(base.name + ARCHIVE)
-    )
+    found = recording_file(base)
+    if found is None:
+        raise IngestError(str(base), f"no {base.name}{META} and no archive")
+    where = str(found)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -339,8 +350,8 @@ def write_collection(
                 },
             },
         )
-        handle.tofile(meta_path(base), overwrite=True)
-        metafiles.append(meta_path(base).name)
+        handle.tofile(_meta_path(base), overwrite=True)
+        metafiles.append(_meta_path(base).name)
     collection = SigMFCollection(metafiles=metafiles, base_path=directory)
     collection.set_collection_field("core:extensions", [EXTENSION])
     for key, value in (collection_fields or {}).items():

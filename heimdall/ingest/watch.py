@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 DONE, REJECTED = "done", "rejected"
 IGNORED_SUFFIXES = (".txt", ".part", ".tmp", ".reason", "~")
-RECORDING_SUFFIXES = (sigmf.META, sigmf.DATA, sigmf.ARCHIVE)
+RECORDING_SUFFIXES = sigmf.RECORDING_SUFFIXES
 
 
 @dataclass
@@ -283,10 +283,7 @@ def _missing_streams(collection: Path) -> bool:
         bases = [collection.parent / str(s["name"]) for s in streams]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return any(
-        not (sigmf.meta_path(b).is_file() or b.with_name(b.name + sigmf.ARCHIVE).is_file())
-        for b in bases
-    )
+    return any(sigmf.recording_file(b) is None for b in bases)
 
 
 def _lone(path: Path) -> IngestError:
