@@ -53,8 +53,14 @@ def add_parser(sub) -> None:
 
 
 def _station_options(p: argparse.ArgumentParser, positions: bool) -> None:
-    p.add_argument("--station", action="append", default=[], metavar="NAME=LAT,LON[,ALT]",
-                   help="a receiver's position (repeatable); overrides the files'")  # fmt: skip
+    help_text = (
+        "a station's position (repeatable); wins over gnss_pos files"
+        if positions
+        else "a receiver's position where its metadata has no core:geolocation (repeatable)"
+    )
+    p.add_argument(
+        "--station", action="append", default=[], metavar="NAME=LAT,LON[,ALT]", help=help_text
+    )
     if positions:
         p.add_argument(
             "--positions",
