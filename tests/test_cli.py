@@ -88,7 +88,7 @@ def test_localize_json_prints_one_result_per_line(jobs_file, capsys):
     assert Result.model_validate(results[0]).method == "rss"
 
 
-def test_ingest_kiwi_writes_jobs_and_an_hf_job_is_refused_with_a_reason(tmp_path, capsys):
+def test_ingest_kiwi_writes_gnss_timed_jobs_that_only_time_differences_serve(tmp_path, capsys):
     from kiwiwav import KiwiWavSpec, kiwi_name, write_kiwi_wav
 
     t0_ns = 1_795_000_000_123_456_789
@@ -109,5 +109,13 @@ def test_ingest_kiwi_writes_jobs_and_an_hf_job_is_refused_with_a_reason(tmp_path
     assert [r["receiver_id"] for r in job["receivers"]] == ["AA1", "BB2", "CC3"]
     assert all(r["clock"]["source"] == "gnss" and r["time_ns"] > t0_ns for r in job["receivers"])
     assert main(["localize", str(out), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out)  # HF: outside the RSS band, so TDoA only
+    assert result["status"] == "ok" and result["method"] == "tdoa", result["error"]
+    assert len(result["tdoa"]["pairs"]) == 3
+    rss_only = tmp_path / "rss.jsonl"
+    main(["ingest", "kiwi", *map(str, sorted(tmp_path.glob("*.wav"))), *stations,
+          "--method", "rss", "--out", str(rss_only)])  # fmt: skip
+    capsys.readouterr()
+    assert main(["localize", str(rss_only), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)  # asked for RSS on HF: refused, not guessed
     assert result["status"] == "failed" and result["error"]["code"] == "unsupported_frequency"

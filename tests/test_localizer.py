@@ -297,9 +297,9 @@ def test_a_job_outside_the_trained_band_gets_no_rss_guess(localizer, job, model_
 
 
 @pytest.mark.parametrize("method", ["tdoa", "hybrid"])
-def test_tdoa_asked_for_is_refused_with_a_code(localizer, job, method):
+def test_time_differences_asked_for_without_gnss_time_is_no_common_time(localizer, job, method):
     code, message = _failure(localizer, job.model_copy(update={"method": method}))
-    assert code == "unsupported_method" and method in message
+    assert code == "no_common_time" and "GNSS time" in message
 
 
 def test_rss_and_auto_say_which_method_answered(localizer, job):

@@ -25,10 +25,16 @@ def test_rational_ratio(rate, ratio):
     assert rational_ratio(rate, 50_000) == ratio
 
 
-@pytest.mark.parametrize("rate", [50_000 * np.pi, 12_345.678901, 1e-3 / 3])
+@pytest.mark.parametrize("rate", [50_000 * np.e / 2, 12_001.137, 12_345.678901, 1e-3 / 3])
 def test_irrational_rate_rejected(rate):
     with pytest.raises(UnsupportedSampleRate, match="sample_rate_hz"):
         rational_ratio(rate, 50_000)
+
+
+@pytest.mark.parametrize(("rate", "ratio"), [(50_000.1, (1, 1)), (47_999.2, (25, 24))])
+def test_a_gnss_fitted_true_rate_stands_for_its_nominal_rate(rate, ratio):
+    # within 20 ppm of a whole-Hz rate with a small ratio: features see no difference
+    assert rational_ratio(rate, 50_000) == ratio
 
 
 def test_tone_keeps_its_frequency():

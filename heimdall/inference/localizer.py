@@ -27,6 +27,7 @@ from heimdall.geo.ellipse import ellipse_from_covariance
 from heimdall.geo.enu import LocalFrame, frame_at_centroid
 from heimdall.geo.geojson import estimate_feature_collection
 from heimdall.inference.failures import failed_result
+from heimdall.inference.method import choose, timed_indices
 from heimdall.inference.model import load_model_files
 from heimdall.inference.session import create_session
 from heimdall.schemas.errors import (
@@ -37,15 +38,25 @@ from heimdall.schemas.errors import (
     PayloadMissing,
     TooFewReceivers,
     UnknownModel,
-    UnsupportedFrequency,
-    UnsupportedMethod,
 )
 from heimdall.schemas.job import MAX_JOB_SAMPLES, IQJob
-from heimdall.schemas.result import Ellipse, Position, Result, Timings
+from heimdall.schemas.result import (
+    Alternative,
+    Ellipse,
+    PairEvidence,
+    Position,
+    Result,
+    TdoaEvidence,
+    Timings,
+)
+from heimdall.tdoa.align import TimedCapture
+from heimdall.tdoa.fuse import TdoaOutcome, tdoa_fix
+from heimdall.tdoa.solve import GaussianPrior
 
 log = logging.getLogger(__name__)
 
 MIN_RECEIVERS = 3
+HYBRID_PRIOR_INFLATION = 25.0  # RSS covariance × this (σ × 5) when it is the TDoA prior
 
 
 @dataclass
@@ -110,12 +121,17 @@ class Localizer:
         timings = timings.model_copy() if timings else Timings()
         try:
             parsed = job if isinstance(job, IQJob) else IQJob.model_validate(job)
-            prepared = self.prepare(parsed, payloads or {})
-            timings.features = _ms_since(started_s)
-            infer_s = time.perf_counter()
-            mean_en, cov_chol = self.infer(prepared)
-            timings.inference = _ms_since(infer_s)
-            result = self.to_result(prepared, mean_en[0], cov_chol[0], timings)
+            if not self.accepts(parsed.model):
+                raise UnknownModel(
+                    f"model {parsed.model!r} is not served here (this is {self.version})"
+                )
+            check_job_size(parsed, self.max_job_samples)
+            method = choose(parsed, self.manifest, _where)
+            if method == "rss":
+                result = self._by_power(parsed, payloads or {}, timings, started_s)
+            else:
+                fuse = {"tdoa": "never", "hybrid": "always"}.get(method, "if_ambiguous")
+                result = self._by_time(parsed, payloads or {}, timings, fuse)
         except reraise:
             raise
         except Exception as exc:
@@ -125,20 +141,112 @@ class Localizer:
         result.timings_ms.total = (result.timings_ms.total or 0.0) + _ms_since(started_s)
         return result
 
+    def _by_power(
+        self, job: IQJob, payloads: Mapping[int, bytes], timings: Timings, started_s: float
+    ) -> Result:
+        """The RSS network: features → ONNX → position and covariance."""
+        prepared = self.prepare(job, payloads)
+        timings.features = _ms_since(started_s)
+        infer_s = time.perf_counter()
+        mean_en, cov_chol = self.infer(prepared)
+        timings.inference = _ms_since(infer_s)
+        return self.to_result(prepared, mean_en[0], cov_chol[0], timings)
+
+    def _by_time(
+        self, job: IQJob, payloads: Mapping[int, bytes], timings: Timings, fuse: str
+    ) -> Result:
+        """Time differences; ``fuse`` "always" (hybrid asked for) or "if_ambiguous" (auto)
+        multiplies in the RSS network's Gaussian as a prior."""
+        tdoa_s = time.perf_counter()
+        captures = [self._timed_capture(job, i, payloads) for i in timed_indices(job)]
+        outcome = tdoa_fix(captures)
+        timings.tdoa = _ms_since(tdoa_s)
+        if fuse == "never" or (fuse == "if_ambiguous" and not outcome.ambiguous):
+            return self._time_result(job, outcome, "tdoa", timings)
+        power = self._by_power(job, payloads, timings, time.perf_counter())
+        # Inflated: the network's ellipse is calibrated on its own simulator only, and a prior
+        # too sure of itself drags a good time fix; weak, it still picks the right crossing.
+        prior = GaussianPrior(
+            power.position.lat,
+            power.position.lon,
+            np.array(power.covariance_en_m2) * HYBRID_PRIOR_INFLATION,
+        )
+        fused_s = time.perf_counter()
+        outcome = outcome.with_prior(prior)
+        timings.tdoa += _ms_since(fused_s)
+        return self._time_result(job, outcome, "hybrid", timings)
+
+    def _timed_capture(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> TimedCapture:
+        capture = job.receivers[index]
+        return TimedCapture(
+            index=index,
+            receiver_id=capture.receiver_id,
+            lat=capture.lat,
+            lon=capture.lon,
+            alt_m=capture.alt_m,
+            samples=self._decoded(job, index, payloads),
+            time_ns=capture.time_ns,
+            sample_rate_hz=capture.sample_rate_hz,
+            center_frequency_hz=capture.center_frequency_hz,
+            clock_sigma_ns=float(capture.clock.uncertainty_ns),
+        )
+
+    def _time_result(
+        self, job: IQJob, outcome: TdoaOutcome, method: str, timings: Timings
+    ) -> Result:
+        fix = outcome.fix
+        cov = np.asarray(fix.covariance_en_m2)
+        axes = ellipse_from_covariance(cov, job.confidence)
+        dropped = {outcome.receiver(r) for r in fix.dropped}
+        used = [c.receiver_id for c in outcome.aligned.captures if c.receiver_id not in dropped]
+        return Result(
+            job_id=job.job_id,
+            status="ok",
+            model_version=self.version,
+            method=method,
+            position=Position(lat=fix.lat, lon=fix.lon),
+            covariance_en_m2=cov.tolist(),
+            ellipse=Ellipse(
+                confidence=axes.confidence,
+                semi_major_m=axes.semi_major_m,
+                semi_minor_m=axes.semi_minor_m,
+                orientation_deg=axes.orientation_deg,
+            ),
+            geojson=estimate_feature_collection(
+                fix.lat, fix.lon, axes, {"job_id": job.job_id, "method": method}
+            ),
+            receivers_used=used,
+            alternatives=[Alternative(**a) for a in fix.alternatives],
+            tdoa=TdoaEvidence(
+                pairs=[
+                    PairEvidence(
+                        a=outcome.receiver(p.a),
+                        b=outcome.receiver(p.b),
+                        delay_s=p.delay_s,
+                        sigma_s=p.sigma_s,
+                        peak_quality=p.peak_quality,
+                    )
+                    for p in outcome.pairs
+                ],
+                residual_rms_s=fix.residual_rms_s,
+                window_start_ns=outcome.aligned.start_ns,
+                window_s=outcome.aligned.duration_s,
+                dropped_receivers=sorted(dropped),
+            ),
+            timings_ms=timings,
+            worker=self.worker_name,
+        )
+
     def prepare(self, job: IQJob, payloads: Mapping[int, bytes]) -> PreparedJob:
         """Validate against the model, decode every capture and compute the model inputs.
 
         Captures are decoded, resampled and reduced to features one at a time (the IQ of one
         capture is held at once, never the whole job's), and cropped to the shortest capture.
         """
-        if not self.accepts(job.model):
-            raise UnknownModel(f"model {job.model!r} is not served here (this is {self.version})")
-        self.check_method(job)
         if len(job.receivers) < MIN_RECEIVERS:
             raise TooFewReceivers(
                 f"{len(job.receivers)} receivers present; the model needs at least {MIN_RECEIVERS}"
             )
-        check_job_size(job, self.max_job_samples)
         pre = self.manifest.preprocessing
         ratios = [self._ratio(job, i) for i in range(len(job.receivers))]
         common = min(
@@ -172,27 +280,6 @@ class Localizer:
             rx_enu=(enu / self.manifest.position_scale_m).astype(np.float32)[None],
             rx_mask=np.ones((1, len(rx)), np.float32),
         )
-
-    def check_method(self, job: IQJob) -> None:
-        """Refuse a job no method of this version can localize: TDoA asked for, or a tuning
-        outside the band the RSS network was trained on (never a silent RSS guess there)."""
-        if job.method in ("tdoa", "hybrid"):
-            raise UnsupportedMethod(
-                f"method {job.method!r} needs time differences of arrival (TDoA), which this "
-                "version of Heimdall does not have; use 'rss' or 'auto'"
-            )
-        band = self.manifest.frequency_range_hz
-        if band is None:
-            return
-        low_hz, high_hz = band
-        for index, capture in enumerate(job.receivers):
-            if not low_hz <= capture.center_frequency_hz <= high_hz:
-                raise UnsupportedFrequency(
-                    f"{_where(job, index)} is tuned to {_mhz(capture.center_frequency_hz)}, "
-                    f"outside {_mhz(low_hz)}–{_mhz(high_hz)}, the band the RSS network of model "
-                    f"{self.version} was trained on; this version has no other method (TDoA), "
-                    "so it gives no position rather than a guess"
-                )
 
     def infer(self, prepared: PreparedJob) -> tuple[np.ndarray, np.ndarray]:
         """Run the ONNX session: ``mean_en`` [1, 2] and ``cov_chol`` [1, 3], model units."""
@@ -250,6 +337,19 @@ class Localizer:
             raise type(exc)(f"{_where(job, index)}: {exc}") from exc
 
     def _samples(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> np.ndarray:
+        """A capture's IQ at the model's rate."""
+        capture = job.receivers[index]
+        try:
+            return resample_to(
+                self._decoded(job, index, payloads),
+                capture.sample_rate_hz,
+                self.manifest.preprocessing.sample_rate_hz,
+            )
+        except HeimdallError as exc:
+            raise type(exc)(f"{_where(job, index)}: {exc}") from exc
+
+    def _decoded(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> np.ndarray:
+        """A capture's IQ as complex64 at its own rate."""
         capture = job.receivers[index]
         if capture.iq_b64 is not None:
             try:
@@ -263,10 +363,7 @@ class Localizer:
                     f"{_where(job, index)}: no IQ found for iq_ref {capture.iq_ref!r}"
                 )
         try:
-            samples = decode_iq(payload, capture.datatype, capture.num_samples)
-            return resample_to(
-                samples, capture.sample_rate_hz, self.manifest.preprocessing.sample_rate_hz
-            )
+            return decode_iq(payload, capture.datatype, capture.num_samples)
         except HeimdallError as exc:
             raise type(exc)(f"{_where(job, index)}: {exc}") from exc
 
@@ -279,10 +376,6 @@ def check_job_size(job: IQJob, max_job_samples: int) -> None:
             f"receivers hold {job.total_samples} samples in all; the limit per job is "
             f"{max_job_samples} (HEIMDALL_MAX_JOB_SAMPLES)"
         )
-
-
-def _mhz(frequency_hz: float) -> str:
-    return f"{frequency_hz / 1e6:.6g} MHz"
 
 
 def _where(job: IQJob, index: int) -> str:

@@ -12,7 +12,6 @@ from heimdall.schemas.errors import (
     TooFewReceivers,
     UnknownModel,
     UnsupportedFrequency,
-    UnsupportedMethod,
     UnsupportedSampleRate,
 )
 from heimdall.schemas.job import BYTES_PER_SAMPLE, JOB_SCHEMA, Clock, IQJob, ReceiverCapture
@@ -45,6 +44,5 @@ __all__ = [
     "TooFewReceivers",
     "UnknownModel",
     "UnsupportedFrequency",
-    "UnsupportedMethod",
     "UnsupportedSampleRate",
 ]

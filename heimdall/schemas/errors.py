@@ -21,7 +21,6 @@ class ErrorCode(StrEnum):
     NO_COMMON_TIME = "no_common_time"
     NO_SIGNAL = "no_signal"
     UNSUPPORTED_FREQUENCY = "unsupported_frequency"
-    UNSUPPORTED_METHOD = "unsupported_method"
 
 
 class HeimdallError(Exception):
@@ -64,16 +63,16 @@ class NoSignal(HeimdallError):
     code = ErrorCode.NO_SIGNAL
 
 
+class NoCommonTime(HeimdallError):
+    """TDoA asked for, but fewer than 3 GNSS-timed captures overlap long enough."""
+
+    code = ErrorCode.NO_COMMON_TIME
+
+
 class UnsupportedFrequency(HeimdallError):
     """The job's frequency lies outside every band a method of this fleet can use."""
 
     code = ErrorCode.UNSUPPORTED_FREQUENCY
-
-
-class UnsupportedMethod(HeimdallError):
-    """The job asks for a localization method this version does not have."""
-
-    code = ErrorCode.UNSUPPORTED_METHOD
 
 
 class ModelIntegrityError(Exception):

@@ -38,7 +38,36 @@ class Timings(BaseModel):
     fetch: float | None = None
     features: float | None = None
     inference: float | None = None
+    tdoa: float | None = None
     total: float | None = None
+
+
+class Alternative(BaseModel):
+    """Another likelihood mode (e.g. the second hyperbola crossing of a 3-station fix)."""
+
+    lat: float
+    lon: float
+    relative_likelihood: float
+
+
+class PairEvidence(BaseModel):
+    """One receiver pair: arrival at ``a`` minus arrival at ``b``."""
+
+    a: str
+    b: str
+    delay_s: float
+    sigma_s: float
+    peak_quality: float
+
+
+class TdoaEvidence(BaseModel):
+    """What a time-difference fix rests on."""
+
+    pairs: list[PairEvidence]
+    residual_rms_s: float
+    window_start_ns: int
+    window_s: float
+    dropped_receivers: list[str] = Field(default_factory=list)
 
 
 class Result(BaseModel):
@@ -54,6 +83,8 @@ class Result(BaseModel):
     ellipse: Ellipse | None = None
     geojson: dict[str, Any] | None = None
     receivers_used: list[str] = Field(default_factory=list)
+    alternatives: list[Alternative] = Field(default_factory=list)
+    tdoa: TdoaEvidence | None = None
     timings_ms: Timings = Field(default_factory=Timings)
     worker: str | None = None
     completed_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))

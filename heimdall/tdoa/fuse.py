@@ -1,0 +1,61 @@
+"""The TDoA chain for one job, alone or fused with the RSS network (DESIGN §11).
+
+align → pairwise delays → maximum likelihood. For ``hybrid`` the RSS network's Gaussian
+(mean, covariance) multiplies the time likelihood as a prior: it picks the right crossing of a
+3-station fix and steadies poor geometry, and the result's ``method`` says both were used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from heimdall.schemas.errors import NoSignal
+from heimdall.tdoa.align import Aligned, TimedCapture, align
+from heimdall.tdoa.correlate import PairDelay, pair_delays
+from heimdall.tdoa.solve import Fix, GaussianPrior, Geometry, TooFewPairs, locate
+
+MAX_WINDOW_SAMPLES = 1 << 19  # per receiver: 10 s at 50 kHz, 43 s at 12 kHz (bounded memory)
+
+
+@dataclass
+class TdoaOutcome:
+    fix: Fix
+    aligned: Aligned
+    pairs: list[PairDelay]  # the pairs the fix used
+    geometry: Geometry
+    receiver_sigma_s: np.ndarray
+    measured: list[PairDelay]  # every pair that correlated
+
+    def receiver(self, row: int) -> str:
+        return self.aligned.captures[row].receiver_id
+
+    @property
+    def ambiguous(self) -> bool:
+        """Other likelihood modes compete (e.g. the two crossings of a 3-station fix)."""
+        return bool(self.fix.alternatives) or len(self.aligned.captures) < 4
+
+    def with_prior(self, prior: GaussianPrior) -> TdoaOutcome:
+        """The same time evidence times ``prior`` (hybrid): no new correlation."""
+        fix = locate(self.geometry, self.measured, self.receiver_sigma_s, prior)
+        return TdoaOutcome(
+            fix, self.aligned, fix.pairs, self.geometry, self.receiver_sigma_s, self.measured
+        )
+
+
+def tdoa_fix(captures: list[TimedCapture], max_samples: int = MAX_WINDOW_SAMPLES) -> TdoaOutcome:
+    """Position from time differences (raises ``NoCommonTime`` or ``NoSignal``)."""
+    aligned = align(captures, max_samples=max_samples)
+    pairs, _, receiver_sigma_s = pair_delays(aligned)
+    geometry = Geometry(
+        np.array([c.lat for c in captures]),
+        np.array([c.lon for c in captures]),
+        np.array([c.alt_m for c in captures]),
+        aligned.center_frequency_hz,
+    )
+    try:
+        fix = locate(geometry, pairs, receiver_sigma_s)
+    except TooFewPairs as exc:
+        raise NoSignal(f"time differences: {exc}") from exc
+    return TdoaOutcome(fix, aligned, fix.pairs, geometry, receiver_sigma_s, pairs)

@@ -1,0 +1,243 @@
+"""Maximum-likelihood position from pairwise delays (DESIGN §11, steps 3–4).
+
+The pair delays share each receiver's clock error, so they are weighted by their full
+covariance ``A·diag(σ_clock²)·Aᵀ + diag(σ_pair²)`` (generalized least squares), not as if they
+were independent. A coarse grid over the receivers' hull plus a margin finds the likelihood's
+local optima; Gauss–Newton refines each. The best is the estimate, others within a likelihood
+ratio are ``alternatives``. Covariance is ``(JᵀWJ)⁻¹`` at the optimum, in a tangent plane at
+the estimate, inflated by χ²/dof when the residuals say the σ's were too small. A receiver
+whose clock disagrees with the rest is dropped when that removes the misfit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
+from heimdall.geo.enu import LocalFrame, frame_at_centroid
+from heimdall.schemas.errors import HeimdallError
+from heimdall.tdoa.correlate import PairDelay
+
+GRID_POINTS = 121
+MIN_MARGIN_M = 20_000.0
+ALTERNATIVE_RATIO = 0.05  # keep other optima at least this likely relative to the best
+MAX_ALTERNATIVES = 3
+OUTLIER_P = 1e-3  # χ² this improbable: look for one receiver to drop
+OUTLIER_SIGMAS = 4.0  # a pair this far off the fit is a wrong peak, not noise
+MIN_PAIRS_AFTER_REJECTION = 3
+
+
+class TooFewPairs(HeimdallError):
+    """Not enough usable pairs to place a transmitter."""
+
+
+@dataclass
+class Geometry:
+    """Receivers (lat, lon, alt) and how path lengths are computed."""
+
+    lats: np.ndarray
+    lons: np.ndarray
+    alts: np.ndarray
+    frequency_hz: float
+
+    def delays_s(self, lat, lon) -> np.ndarray:
+        """Time of flight from points ``[...]`` to every receiver: ``[..., R]``."""
+        lat = np.asarray(lat, dtype=np.float64)[..., None]
+        lon = np.asarray(lon, dtype=np.float64)[..., None]
+        tx_alt = float(self.alts.min())
+        path = propagation_m(self.frequency_hz, lat, lon, tx_alt, self.lats, self.lons, self.alts)
+        return path / SPEED_OF_LIGHT_M_S
+
+
+@dataclass
+class Fix:
+    lat: float
+    lon: float
+    covariance_en_m2: np.ndarray
+    chi2: float
+    dof: int
+    alternatives: list[dict] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # receivers left out by the clock test
+    residual_rms_s: float = 0.0
+    pairs: list[PairDelay] = field(default_factory=list)  # the pairs the fix used
+    outlier: PairDelay | None = None  # the worst pair, when it is beyond OUTLIER_SIGMAS
+
+
+@dataclass(frozen=True)
+class GaussianPrior:
+    """A Gaussian belief about the position (e.g. the RSS network's): mean and east/north
+    covariance (m²) in the tangent plane at the mean."""
+
+    lat: float
+    lon: float
+    covariance_en_m2: np.ndarray
+
+    def whitened(self, lat, lon) -> np.ndarray:
+        """``L⁻¹·(x − μ)`` for points ``[...]``: ``[..., 2]``; its squared norm is −2 log p."""
+        offset = LocalFrame(self.lat, self.lon).to_enu(lat, lon)[..., :2]
+        root = np.linalg.cholesky(np.asarray(self.covariance_en_m2, dtype=np.float64))
+        return offset @ np.linalg.inv(root).T
+
+
+def locate(
+    geometry: Geometry,
+    pairs: list[PairDelay],
+    receiver_sigma_s: np.ndarray,
+    prior: GaussianPrior | None = None,
+) -> Fix:
+    """The ML fix; a ``prior`` multiplies the likelihood (hybrid with the RSS network)."""
+    pairs = list(pairs)
+    fix = _locate(geometry, pairs, receiver_sigma_s, prior)
+    while fix.outlier is not None and len(pairs) > MIN_PAIRS_AFTER_REJECTION:
+        pairs.remove(fix.outlier)
+        fix = _locate(geometry, pairs, receiver_sigma_s, prior)
+    receivers = {p.a for p in pairs} | {p.b for p in pairs}
+    if fix.dof > 0 and stats.chi2.sf(fix.chi2, fix.dof) < OUTLIER_P and len(receivers) >= 5:
+        trials = []
+        for r in receivers:
+            kept = [p for p in pairs if r not in (p.a, p.b)]
+            try:
+                trial = _locate(geometry, kept, receiver_sigma_s, prior)
+            except TooFewPairs:
+                continue
+            trials.append((trial.chi2 / max(trial.dof, 1), r, trial))
+        if trials:
+            _, r, best = min(trials, key=lambda x: x[0])
+            if best.dof > 0 and stats.chi2.sf(best.chi2, best.dof) > OUTLIER_P:
+                best.dropped = [r]
+                return best
+    return fix
+
+
+def _locate(geometry, pairs, receiver_sigma_s, prior) -> Fix:
+    if len(pairs) < 2:
+        raise TooFewPairs(f"only {len(pairs)} receiver pairs correlate; a fix needs 2")
+    model = _Model(geometry, pairs, receiver_sigma_s, prior)
+    frame = frame_at_centroid(geometry.lats, geometry.lons)
+    enu = frame.to_enu(geometry.lats, geometry.lons)[:, :2]
+    extent = float(np.ptp(enu, axis=0).max())
+    margin = max(MIN_MARGIN_M, 0.5 * extent)
+    lo, hi = enu.min(0) - margin, enu.max(0) + margin
+    east = np.linspace(lo[0], hi[0], GRID_POINTS)
+    north = np.linspace(lo[1], hi[1], GRID_POINTS)
+    ee, nn = np.meshgrid(east, north)
+    lat, lon = frame.to_latlon(ee, nn)
+    cost = model.cost(lat, lon)
+    starts = _local_minima(cost)[:6]
+    optima = []
+    for r, c in starts:
+        optima.append(model.refine(float(lat[r, c]), float(lon[r, c])))
+    optima = _distinct(optima)
+    best = min(optima, key=lambda o: o[2])
+    cov, chi2 = model.covariance(best[0], best[1])
+    alternatives = [
+        {"lat": o[0], "lon": o[1], "relative_likelihood": float(np.exp(-(o[2] - best[2]) / 2))}
+        for o in sorted(optima, key=lambda o: o[2])
+        if o is not best and np.exp(-(o[2] - best[2]) / 2) >= ALTERNATIVE_RATIO
+    ][:MAX_ALTERNATIVES]
+    dof = len(pairs) - 2 if prior is None else len(pairs)
+    residual = model.residual_s(best[0], best[1])
+    normalized = np.abs(residual) / np.array([p.sigma_s for p in pairs])
+    worst = int(np.argmax(normalized))
+    if dof > 0 and chi2 > dof:  # the σ's were too small: say so in the ellipse
+        cov = cov * (chi2 / dof)
+    return Fix(
+        best[0], best[1], cov, chi2, dof, alternatives,
+        residual_rms_s=float(np.sqrt(np.mean(residual**2))),
+        pairs=list(pairs),
+        outlier=pairs[worst] if normalized[worst] > OUTLIER_SIGMAS else None,
+    )  # fmt: skip
+
+
+class _Model:
+    """Whitened residuals of the pair delays at a position."""
+
+    def __init__(self, geometry, pairs, receiver_sigma_s, prior) -> None:
+        self.geometry, self.prior = geometry, prior
+        count = len(geometry.lats)
+        self.a = np.array([p.a for p in pairs])
+        self.b = np.array([p.b for p in pairs])
+        self.measured = np.array([p.delay_s for p in pairs])
+        incidence = np.zeros((len(pairs), count))
+        incidence[np.arange(len(pairs)), self.a] = 1.0
+        incidence[np.arange(len(pairs)), self.b] = -1.0
+        receiver = np.asarray(receiver_sigma_s, dtype=np.float64)
+        own = np.array([p.stat_s**2 for p in pairs])
+        cov = incidence @ np.diag(receiver**2) @ incidence.T + np.diag(np.maximum(own, 1e-18))
+        self.whiten = np.linalg.inv(np.linalg.cholesky(cov))
+
+    def residual_s(self, lat, lon) -> np.ndarray:
+        tof = self.geometry.delays_s(lat, lon)
+        return self.measured - (tof[..., self.a] - tof[..., self.b])
+
+    def whitened(self, lat, lon) -> np.ndarray:
+        """All residuals divided by their σ's (data, then prior): ``[..., P (+2)]``."""
+        z = self.residual_s(lat, lon) @ self.whiten.T
+        if self.prior is not None:
+            z = np.concatenate([z, self.prior.whitened(lat, lon)], axis=-1)
+        return z
+
+    def cost(self, lat, lon) -> np.ndarray:
+        """−2 log likelihood (× prior), up to a constant."""
+        return (self.whitened(lat, lon) ** 2).sum(-1)
+
+    def refine(self, lat: float, lon: float) -> tuple[float, float, float]:
+        """Gauss–Newton with Levenberg damping from a grid point: (lat, lon, cost)."""
+        damping = 1e-3
+        current = float(self.cost(lat, lon))
+        for _ in range(50):
+            jac, z = self._jacobian(LocalFrame(lat, lon))
+            h = jac.T @ jac
+            step = np.linalg.solve(h + damping * np.diag(np.diag(h) + 1e-12), -jac.T @ z)
+            new_lat, new_lon = (float(v) for v in LocalFrame(lat, lon).to_latlon(*step))
+            new = float(self.cost(new_lat, new_lon))
+            if new < current:
+                lat, lon, current = new_lat, new_lon, new
+                damping = max(damping / 10, 1e-9)
+                if np.hypot(*step) < 0.01:
+                    break
+            else:
+                damping *= 10
+                if damping > 1e6:
+                    break
+        return lat, lon, current
+
+    def _jacobian(self, frame: LocalFrame, step_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """d(whitened residuals)/d(east, north) at the frame's origin, by forward differences."""
+        z = self.whitened(frame.lat0_deg, frame.lon0_deg)
+        cols = []
+        for d in np.eye(2) * step_m:
+            lat, lon = frame.to_latlon(d[0], d[1])
+            cols.append((self.whitened(float(lat), float(lon)) - z) / step_m)
+        return np.stack(cols, axis=1), z
+
+    def covariance(self, lat: float, lon: float) -> tuple[np.ndarray, float]:
+        """(JᵀJ)⁻¹ in the tangent plane at the estimate (east, north, m²) and χ² of the data."""
+        jac, z = self._jacobian(LocalFrame(lat, lon))
+        data = len(self.measured)
+        return np.linalg.inv(jac.T @ jac), float((z[:data] ** 2).sum())
+
+
+def _local_minima(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Grid cells lower than their 8 neighbours, best first."""
+    padded = np.pad(cost, 1, constant_values=np.inf)
+    centre = padded[1:-1, 1:-1]
+    lower = np.ones_like(centre, bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                lower &= centre <= padded[1 + dr : padded.shape[0] - 1 + dr,
+                                          1 + dc : padded.shape[1] - 1 + dc]  # fmt: skip
+    cells = list(zip(*np.nonzero(lower), strict=True))
+    return sorted(cells, key=lambda rc: cost[rc])
+
+
+def _distinct(optima: list[tuple[float, float, float]], within_m: float = 200.0):
+    kept: list[tuple[float, float, float]] = []
+    for o in sorted(optima, key=lambda o: o[2]):
+        if all(np.hypot(*LocalFrame(k[0], k[1]).to_enu(o[0], o[1])[:2]) > within_m for k in kept):
+            kept.append(o)
+    return kept
