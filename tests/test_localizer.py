@@ -140,7 +140,7 @@ def test_missing_blob(localizer, job):
 
 def test_unsupported_sample_rate(localizer, job):
     data = _dump(job)
-    data["receivers"][0]["sample_rate_hz"] = 50_000 * np.pi
+    data["receivers"][0]["sample_rate_hz"] = 50_000 * np.e / 2
     code, message = _failure(localizer, data)
     assert code == "unsupported_sample_rate" and "receivers[0]" in message
 
