@@ -39,7 +39,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from heimdall.evaluation import evaluate, record_metrics, summary_table
 
     model_dir = _model_dir(args.model)
-    for network in args.network:
+    if args.method:
+        from heimdall.ops.time_eval import evaluate_time, time_table
+
+        networks = args.network or ["reference", "random", "hf"]
+        rows = evaluate_time(model_dir, args.method, networks, args.signal, args.jobs, args.seed)
+        print(time_table(rows))
+        return 0
+    for network in args.network or ["reference"]:
         summary = evaluate(model_dir, args.jobs, args.seed, network)
         print(summary_table(summary))
         print()
@@ -354,9 +361,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2000)
     p.add_argument("--seed", type=int, default=777_001)
     p.add_argument(
-        "--network", nargs="+", default=["reference"], choices=["reference", "random", "mixed"]
+        "--network",
+        nargs="+",
+        default=["reference"],
+        choices=["reference", "random", "mixed", "hf"],
     )
     p.add_argument("--record", action="store_true", help="write the figures into the manifest")
+    p.add_argument(
+        "--method",
+        choices=["tdoa", "hybrid", "rss", "auto"],
+        default=None,
+        help="evaluate on the TDoA simulator (GNSS-timed receivers, σ 50 ns) with this method",
+    )
+    p.add_argument(
+        "--signal",
+        nargs="+",
+        default=["nfm", "4fsk", "afsk", "cw"],
+        choices=["nfm", "4fsk", "afsk", "cw"],
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("simulate", help="write simulated jobs (with truth) as JSON lines")

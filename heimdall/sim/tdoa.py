@@ -72,6 +72,8 @@ class TdoaScenario:
     snr_db: np.ndarray
     clock_error_ns: np.ndarray
     clock_sigma_ns: float
+    rms_bandwidth_hz: float  # of the transmitted signal, for the Cramér–Rao bound
+    num_samples: int
     job: IQJob
 
 
@@ -143,8 +145,9 @@ class TdoaScenarioGenerator:
         scenario_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         job = IQJob(job_id=scenario_id, receivers=receivers, meta={"simulated": "tdoa"})
         return TdoaScenario(
-            scenario_id, kind, stations, tx_lat, tx_lon, snr_db, clock_error, clock_sigma, job
-        )
+            scenario_id, kind, stations, tx_lat, tx_lon, snr_db, clock_error, clock_sigma,
+            _rms_bandwidth_hz(signal(LEAD_S + np.arange(n) / rate_hz), rate_hz), n, job,
+        )  # fmt: skip
 
     def _stations(self) -> tuple[Station, ...]:
         cfg, rng = self.config, self.rng
@@ -164,3 +167,11 @@ class TdoaScenarioGenerator:
         signal = received_dbfs(float(rng.uniform(*cfg.eirp_dbm)), distance_m, path, shadowing, 0.0)
         noise = rng.uniform(*cfg.noise_floor_dbm, count)
         return signal - noise
+
+
+def _rms_bandwidth_hz(x: np.ndarray, rate_hz: float) -> float:
+    """√(∫(f − f̄)²|X|² / ∫|X|²) of a waveform."""
+    power = np.abs(np.fft.fft(x)) ** 2
+    freqs = np.fft.fftfreq(len(x), 1 / rate_hz)
+    centre = (power * freqs).sum() / power.sum()
+    return float(np.sqrt((power * (freqs - centre) ** 2).sum() / power.sum()))

@@ -129,7 +129,14 @@ def _locate(geometry, pairs, receiver_sigma_s, prior) -> Fix:
     starts = _local_minima(cost)[:6]
     optima = []
     for r, c in starts:
-        optima.append(model.refine(float(lat[r, c]), float(lon[r, c])))
+        found = model.refine(float(lat[r, c]), float(lon[r, c]))
+        east, north = frame.to_enu(found[0], found[1])[:2]
+        # Gauss–Newton can run down a hyperbola's asymptote far from any receiver: an
+        # optimum outside twice the searched area is not one
+        if lo[0] - margin <= east <= hi[0] + margin and lo[1] - margin <= north <= hi[1] + margin:
+            optima.append(found)
+        else:
+            optima.append((float(lat[r, c]), float(lon[r, c]), float(cost[r, c])))
     optima = _distinct(optima)
     best = min(optima, key=lambda o: o[2])
     cov, chi2 = model.covariance(best[0], best[1])
