@@ -134,3 +134,23 @@ def test_captures_that_do_not_overlap_have_no_common_time(localizer):
     ]
     result = localizer.localize(job.model_copy(update={"receivers": shifted}))
     assert result.error.code == "no_common_time" and "overlap" in result.error.message
+
+
+def test_an_hf_set_from_kiwisdr_files_localizes_by_time(localizer, tmp_path):
+    """The whole path from files: simulated KiwiSDR WAVs → ingest (GNSS fit) → TDoA."""
+    from heimdall.ingest import assemble
+    from heimdall.ingest.kiwi import read_sets
+    from heimdall.sim.kiwiwav import write_kiwi_set
+
+    config = TdoaSimConfig(network="hf", num_samples=(120_000, 120_000), clock_sigma_ns=(1, 1))
+    scenario = TdoaScenarioGenerator(config, seed=6).next(kind="nfm")
+    wavs = write_kiwi_set(scenario.job, tmp_path, stamp_noise_ns=40.0)
+    (found,) = read_sets(wavs)
+    job = assemble(found).job
+    assert all(r.clock.source == "gnss" and r.clock.uncertainty_ns < 60 for r in job.receivers)
+    for ingested, original in zip(job.receivers, scenario.job.receivers, strict=True):
+        assert abs(ingested.sample_rate_hz / original.sample_rate_hz - 1) < 0.1e-6
+    result = localizer.localize(job)
+    assert result.status == "ok" and result.method == "tdoa", result.error
+    assert error_m(result, scenario.true_lat, scenario.true_lon) < 10_000  # stations ~1000 km apart
+    assert inside_ellipse(result, scenario.true_lat, scenario.true_lon)
