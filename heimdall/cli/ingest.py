@@ -202,30 +202,27 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_scenario(scenario, directory: Path, datatype: str) -> Path:
-    """A simulated scenario as a SigMF collection (time-tagged; truth in the collection)."""
-    from heimdall.dsp.iq import encode_iq
+def write_job_sigmf(job, truth: dict, directory: Path) -> Path:
+    """A simulated job as a SigMF collection (its time tags and clocks; truth in the
+    collection). Jobs without time tags (the RSS simulator's) are stamped from ``start_time``
+    as ``ntp`` ±1 ms: that simulator starts every receiver at one instant and models no time
+    of flight, so its stamps are not GNSS-grade."""
     from heimdall.ingest.sigmf import write_collection
     from heimdall.schemas.job import Clock, datetime_to_ns
 
-    time_ns = datetime_to_ns(scenario.start_time)
-    # The simulator starts every receiver at one instant and models no time of flight:
-    # its stamps are as good as an NTP-disciplined clock's, not a GNSS one's.
-    clock = Clock(source="ntp", uncertainty_ns=1e6)
     recordings = [
         {
-            "receiver_id": s.receiver_id, "lat": s.lat, "lon": s.lon, "alt_m": s.alt_m,
-            "sample_rate_hz": scenario.sample_rate_hz,
-            "center_frequency_hz": scenario.center_frequency_hz,
-            "time_ns": time_ns, "clock": clock, "datatype": datatype,
-            "iq": encode_iq(x, datatype),
+            "receiver_id": r.receiver_id, "lat": r.lat, "lon": r.lon, "alt_m": r.alt_m,
+            "sample_rate_hz": r.sample_rate_hz, "center_frequency_hz": r.center_frequency_hz,
+            "time_ns": r.time_ns if r.time_ns is not None else datetime_to_ns(r.start_time),
+            "clock": r.clock if r.time_ns is not None else Clock(source="ntp", uncertainty_ns=1e6),
+            "datatype": r.datatype, "iq": r.inline_bytes(),
         }
-        for s, x in zip(scenario.stations, scenario.iq, strict=True)
+        for r in job.receivers
     ]  # fmt: skip
-    truth = {"lat": scenario.true_lat, "lon": scenario.true_lon}
     return write_collection(
         directory,
-        scenario.scenario_id,
+        job.job_id,
         recordings,
         {"core:description": "heimdall simulate", "heimdall:truth": json.loads(json.dumps(truth))},
     )

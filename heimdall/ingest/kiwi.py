@@ -349,14 +349,15 @@ def _default_position_sources(path: Path) -> list[Path]:
 
 
 def group_by_start(paths: list[Path]) -> list[list[Path]]:
-    """Files whose names give (nearly) the same start: recorded together, one job each group."""
-    named = sorted(((parse_name(p).start_unix_s, p) for p in paths), key=lambda x: x[0])
+    """Files of one folder whose names give (nearly) the same start: recorded together, one
+    job per group."""
+    named = sorted(((p.parent, parse_name(p).start_unix_s, p) for p in paths), key=lambda x: x[:2])
     groups: list[list[Path]] = []
-    group_start = None
-    for start, path in named:
-        if group_start is None or start - group_start > GROUP_TOLERANCE_S:
+    current = None
+    for folder, start, path in named:
+        if current is None or folder != current[0] or start - current[1] > GROUP_TOLERANCE_S:
             groups.append([])
-            group_start = start
+            current = (folder, start)
         groups[-1].append(path)
     return groups
 

@@ -109,6 +109,7 @@ class TdoaScenarioGenerator:
         clock_sigma = float(rng.uniform(*cfg.clock_sigma_ns))
         clock_error = rng.normal(0.0, clock_sigma, len(stations))
         lo_error = cfg.lo_error_hz if not hf else 1.0
+        epoch_ns = EPOCH_NS + int(rng.integers(0, 300 * 86_400)) * 10**9
         receivers = []
         for i, station in enumerate(stations):
             true_rate = rate_hz * (1 + rng.uniform(-1, 1) * cfg.rate_error_ppm * 1e-6)
@@ -125,7 +126,7 @@ class TdoaScenarioGenerator:
             amplitude = 10 ** (snr_db[i] / 20)
             noise_dbfs = float(rng.uniform(*cfg.noise_floor_dbm)) + cfg.gain_db
             iq = ((amplitude * clean + noise) * 10 ** (noise_dbfs / 20)).astype(np.complex64)
-            stamp_ns = EPOCH_NS + round(start_s * 1e9 + clock_error[i])
+            stamp_ns = epoch_ns + round(start_s * 1e9 + clock_error[i])
             receivers.append(
                 ReceiverCapture(
                     receiver_id=station.receiver_id,

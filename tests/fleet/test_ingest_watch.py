@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from heimdall.cli.ingest import write_scenario
+from heimdall.cli.ingest import write_job_sigmf
 from heimdall.sim import ScenarioGenerator, SimConfig
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 def _drop(scenario, staging, folder) -> str:
     """Write a collection elsewhere, then move it in file by file, as a copy would land."""
     target = staging / scenario.scenario_id
-    collection = write_scenario(scenario, target, "ci16_le")
+    truth = {"lat": scenario.true_lat, "lon": scenario.true_lon}
+    collection = write_job_sigmf(scenario.to_job("ci16_le"), truth, target)
     for path in sorted(target.iterdir()):
         shutil.move(str(path), str(folder / path.name))
     return collection.name
