@@ -277,6 +277,44 @@ def scaling(model_dir: Path, repeats: int = 5) -> dict:
     return {"receivers": receivers, "samples": samples}
 
 
+TDOA_CASES = (  # (network, receivers, seconds of IQ each)
+    ("hf", 3, 1), ("hf", 3, 30), ("hf", 7, 30), ("reference", 7, 1), ("reference", 7, 10),
+)  # fmt: skip
+
+
+def tdoa_cost(model_dir: Path, repeats: int = 3) -> dict:
+    """In-process TDoA jobs (NFM, GNSS-timed): median time and error per case."""
+    from heimdall.report import error_m
+    from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
+
+    localizer = Localizer(model_dir)
+    rows = {}
+    for network, receivers, seconds in TDOA_CASES:
+        rate = 12_001.0 if network == "hf" else 50_000.0
+        n = int(seconds * rate)
+        config = TdoaSimConfig(
+            network=network, num_samples=(n, n), random_receivers=(receivers, receivers)
+        )
+        gen = TdoaScenarioGenerator(config, seed=500)
+        times, errors, status = [], [], "ok"
+        for _ in range(repeats):
+            sc = gen.next(kind="nfm")
+            result = localizer.localize(sc.job.model_copy(update={"method": "tdoa"}))
+            times.append(result.timings_ms.total)
+            if result.status != "ok":
+                status = result.error.code.value
+                continue
+            errors.append(error_m(result, sc.true_lat, sc.true_lon))
+        key = f"{network}, {receivers} rx × {seconds} s @ {rate / 1000:g} kHz"
+        rows[key] = {
+            "status": status,
+            "pairs": receivers * (receivers - 1) // 2,
+            "total_ms": statistics.median(times),
+            "error_m": statistics.median(errors) if errors else None,
+        }
+    return rows
+
+
 def run_bench(
     jobs: int = 500,
     processes: int = 2,
@@ -285,6 +323,7 @@ def run_bench(
     use_configured_redis: bool = False,
     with_scaling: bool = True,
     out: Path | None = None,
+    with_tdoa: bool = True,
 ) -> dict:
     base = get_settings()
     model_dir = base.models_dir / base.default_model
@@ -316,6 +355,9 @@ def run_bench(
     if with_scaling:
         print("scaling: in-process cost vs receivers and samples", flush=True)
         report["scaling"] = scaling(model_dir)
+    if with_tdoa:
+        print("tdoa: in-process time-difference jobs", flush=True)
+        report["tdoa_in_process"] = tdoa_cost(model_dir)
     print(bench_tables(report))
     if out is not None:
         out.write_text(json.dumps(report, indent=2) + "\n")
@@ -376,6 +418,16 @@ def bench_tables(report: dict) -> str:
     if "scaling" in report:
         parts.append(_scaling_table("receivers (10 000 samples)", report["scaling"]["receivers"]))
         parts.append(_scaling_table("samples / receiver (7 rx)", report["scaling"]["samples"]))
+    if "tdoa_in_process" in report:
+        parts.append(
+            format_table(
+                ["TDoA job (in process, NFM)", "result", "pairs", "median ms", "median error m"],
+                [
+                    [k, v["status"], v["pairs"], _num(v["total_ms"]), _num(v["error_m"])]
+                    for k, v in report["tdoa_in_process"].items()
+                ],
+            )
+        )
     return "\n\n".join(parts)
 
 

@@ -280,6 +280,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         use_configured_redis=args.use_configured_redis,
         with_scaling=not args.no_scaling,
         out=Path(args.out) if args.out else None,
+        with_tdoa=not args.no_tdoa,
     )
     audit = report["fleet"]["audit"]
     return 0 if audit["lost"] == 0 and audit["computed_twice_or_more"] == 0 else 1
@@ -517,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use Settings.redis_url instead of a private redis-server",
     )
     p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--no-tdoa", action="store_true", help="skip the in-process TDoA jobs")
     p.add_argument("--out", default=None, help="write the figures as JSON")
     p.set_defaults(func=cmd_bench)
     return parser
