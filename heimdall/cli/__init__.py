@@ -385,8 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--network",
         nargs="+",
-        default=["reference"],
+        default=None,
         choices=["reference", "random", "mixed", "hf"],
+        help="default: reference (RSS eval); reference random hf (with --method)",
     )
     p.add_argument("--record", action="store_true", help="write the figures into the manifest")
     p.add_argument(

@@ -24,11 +24,12 @@ MIN_BLOCKS = 4
 BAND_OVER_FLOOR = 4.0  # a bin is signal when its mean power is this × the noise floor
 FINE_POINTS = 41  # lag grid over ±1 sample around each block's coarse peak
 MIN_QUALITY = 0.04  # pairs whose median normalized PHAT peak is below this are dropped
+WEAK_PEAK = 0.5  # below this peak quality the statistical σ is scaled up by WEAK_PEAK/quality
 LAG_MARGIN_S = 5e-6
 MAX_LO_OFFSET_HZ = 1000.0  # receivers' LO differences searched
 LO_FFT = 1 << 18
 LO_SMOOTH_BINS = 3
-ECHO_FLOOR_S = 4e-6  # RMS pair error of NFM/4FSK/AFSK with 0.5–20 µs, −20…−3 dB echoes
+ECHO_FLOOR_S = 4.5e-6  # RMS pair error of NFM/4FSK/AFSK with 0.5–20 µs, −20…−3 dB echoes
 NARROW_FLOOR_S_HZ = 0.0038  # × 1/RMS bandwidth: CW (≈ 20 Hz) → ≈ 200 µs
 
 
@@ -192,6 +193,8 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s):
     keep = np.abs(delays - centre) <= max(3 * spread, 0.05 / fs)
     used = delays[keep]
     stat = np.std(used, ddof=1) / np.sqrt(len(used)) if len(used) > 1 else 1.0 / fs
+    # a weak peak's block spread understates its error (few blocks, heavy tails)
+    stat = stat / min(1.0, quality / WEAK_PEAK)
     return float(used.mean()), float(max(stat, 1e-9)), quality, int(keep.sum())
 
 
