@@ -29,7 +29,7 @@ LAG_MARGIN_S = 5e-6
 MAX_LO_OFFSET_HZ = 1000.0  # receivers' LO differences searched
 LO_FFT = 1 << 18
 LO_SMOOTH_BINS = 3
-ECHO_FLOOR_S = 4.5e-6  # RMS pair error of NFM/4FSK/AFSK with 0.5–20 µs, −20…−3 dB echoes
+ECHO_FLOOR_S = 4.5e-6  # ≈ RMS pair error with 0.5–20 µs, −20…−3 dB echoes; set for 95 % coverage
 NARROW_FLOOR_S_HZ = 0.0038  # × 1/RMS bandwidth: CW (≈ 20 Hz) → ≈ 200 µs
 
 
