@@ -1,8 +1,10 @@
 """``Localizer``: a ``heimdall.iqjob/1`` in, a ``heimdall.result/1`` out. Pure: no Redis, no Celery.
 
-The path reads top to bottom: validate → decode and resample each capture → features →
-ONNX → position and covariance → ellipse and GeoJSON. Every failure the job can cause becomes
-a ``failed`` result whose code comes from the exception's type (see ``heimdall.schemas.errors``).
+The path reads top to bottom: validate → choose the method (``inference.method``) → by power
+(decode and resample each capture → features → ONNX) or by time (``heimdall.tdoa``: align →
+pairwise delays → maximum likelihood, optionally with the network's Gaussian as a prior) →
+position and covariance → ellipse and GeoJSON. Every failure the job can cause becomes a
+``failed`` result whose code comes from the exception's type (see ``heimdall.schemas.errors``).
 """
 
 from __future__ import annotations
