@@ -178,9 +178,10 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s):
     norm = np.maximum((np.abs(whitened)).sum(-1), 1e-30)  # per block: a perfect peak reads 1
     delays, qualities = [], []
     fine = coarse + np.linspace(-1.0, 1.0, FINE_POINTS)
-    steer = np.exp(2j * np.pi * freqs[None, :] * fine[:, None] / fs)  # [fine, F]
-    for block, block_norm in zip(whitened, norm, strict=True):
-        values = np.abs(steer @ block) / block_norm
+    active = ml > ml.max() * 1e-4  # bins that weigh anything: the rest add nothing
+    steer = np.exp(2j * np.pi * freqs[None, active] * fine[:, None] / fs)  # [fine, active]
+    table = np.abs(steer @ whitened[:, active].T) / norm[None, :]  # [fine, blocks]
+    for values in table.T:
         k = int(np.argmax(values))
         delays.append(fine[k] + _parabola(values, k) * (fine[1] - fine[0]))
         qualities.append(float(values[k]))
