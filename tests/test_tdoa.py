@@ -154,3 +154,22 @@ def test_an_hf_set_from_kiwisdr_files_localizes_by_time(localizer, tmp_path):
     assert result.status == "ok" and result.method == "tdoa", result.error
     assert error_m(result, scenario.true_lat, scenario.true_lon) < 10_000  # stations ~1000 km apart
     assert inside_ellipse(result, scenario.true_lat, scenario.true_lon)
+
+
+def test_picture_is_a_png_of_the_fix(tmp_path, model_dir):
+    import struct
+    import zlib
+
+    from heimdall.ops.picture import picture
+
+    out = tmp_path / "fix.png"
+    result = picture(model_dir, out, seed=2, network="reference", signal="nfm")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * 3)
+    pixels = rows[:, 1:].reshape(height, width, 3)
+    assert (width, height) == (800, 800) and result.method == "tdoa"
+    assert ((pixels == (220, 0, 0)).all(-1)).sum() > 50  # the ellipse and the estimate are drawn
+    assert ((pixels == (0, 0, 0)).all(-1)).sum() >= 7 * 100  # seven receiver squares

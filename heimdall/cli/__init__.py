@@ -286,6 +286,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if audit["lost"] == 0 and audit["computed_twice_or_more"] == 0 else 1
 
 
+def cmd_picture(args: argparse.Namespace) -> int:
+    """A simulated TDoA fix drawn as a PNG: receivers, hyperbolae, ellipse, truth."""
+    from heimdall.ops.picture import picture
+
+    result = picture(_model_dir(args.model), Path(args.out), args.seed, args.network, args.signal)
+    major, minor = result.ellipse.semi_major_m, result.ellipse.semi_minor_m
+    print(f"wrote {args.out}: {len(result.tdoa.pairs)} pairs, 95 % ellipse "
+          f"{major / 1000:.1f} × {minor / 1000:.1f} km")  # fmt: skip
+    return 0
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     """List, show, requeue or purge the messages workers refused (``{prefix}:dead-letters``)."""
     import redis
@@ -427,6 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_localize)
+
+    p = sub.add_parser("picture", help="a simulated TDoA fix drawn as a PNG")
+    p.add_argument("--out", default="tdoa.png")
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--network", default="reference", choices=["reference", "random", "hf"])
+    p.add_argument("--signal", default="nfm", choices=["nfm", "4fsk", "afsk", "cw"])
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=cmd_picture)
 
     p = sub.add_parser("dead-letters", help="messages workers refused: list, show, requeue, purge")
     p.add_argument(

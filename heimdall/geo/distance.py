@@ -18,8 +18,9 @@ GROUND_WAVE_BELOW_HZ = 30e6
 
 def to_ecef(lat_deg, lon_deg, alt_m=0.0) -> np.ndarray:
     """Earth-centred, Earth-fixed metres ``[..., 3]``."""
-    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
-    alt = np.asarray(alt_m, dtype=np.float64)
+    lat, lon, alt = np.broadcast_arrays(
+        np.radians(lat_deg), np.radians(lon_deg), np.asarray(alt_m, dtype=np.float64)
+    )
     n = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * np.sin(lat) ** 2)
     return np.stack(
         [
