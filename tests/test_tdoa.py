@@ -173,3 +173,16 @@ def test_picture_is_a_png_of_the_fix(tmp_path, model_dir):
     assert (width, height) == (800, 800) and result.method == "tdoa"
     assert ((pixels == (220, 0, 0)).all(-1)).sum() > 50  # the ellipse and the estimate are drawn
     assert ((pixels == (0, 0, 0)).all(-1)).sum() >= 7 * 100  # seven receiver squares
+
+
+def test_hybrid_without_a_usable_rss_prior_answers_by_time_and_says_so(localizer):
+    config = TdoaSimConfig(network="random", random_receivers=(3, 3), clock_sigma_ns=(50, 50))
+    gen = TdoaScenarioGenerator(config, seed=21)
+    methods = set()
+    for _ in range(8):
+        job = gen.next(kind="nfm").job.model_copy(update={"method": "hybrid"})
+        result = localizer.localize(job)
+        if localizer.localize(job.model_copy(update={"method": "rss"})).status == "failed":
+            assert result.status == "ok" and result.method == "tdoa"  # not failed for RSS's sake
+        methods.add(result.method)
+    assert methods == {"tdoa", "hybrid"}

@@ -165,7 +165,11 @@ class Localizer:
         timings.tdoa = _ms_since(tdoa_s)
         if fuse == "never" or (fuse == "if_ambiguous" and not outcome.ambiguous):
             return self._time_result(job, outcome, "tdoa", timings)
-        power = self._by_power(job, payloads, timings, time.perf_counter())
+        try:
+            power = self._by_power(job, payloads, timings, time.perf_counter())
+        except HeimdallError as exc:  # e.g. too weak at a receiver for the network: time alone
+            log.info("job %s: no RSS prior (%s); time differences alone", job.job_id, exc)
+            return self._time_result(job, outcome, "tdoa", timings)
         # Inflated: the network's ellipse is calibrated on its own simulator only, and a prior
         # too sure of itself drags a good time fix; weak, it still picks the right crossing.
         prior = GaussianPrior(
