@@ -11,11 +11,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from kiwiwav import KiwiWavSpec, kiwi_name, write_kiwi_wav
-from test_kiwi import FREQ_HZ, STATION, T0_NS, _expected_ns, _first_kept_block
+from kiwiwav import expected_ns, first_kept_block, kiwi_name, random_spec, write_kiwi_wav
 
 from heimdall.console import Progress, format_table
 from heimdall.ingest.kiwi import read_kiwi
+
+T0_NS = 1_795_000_000_123_456_789
+FREQ_HZ = 10_000_000
+STATION = {"F1ABC": (48.85, 2.35, 35.0)}
 
 
 def main(files: int) -> None:
@@ -24,23 +27,12 @@ def main(files: int) -> None:
     progress = Progress(files, "files")
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(files):
-            blocks = int(rng.integers(40, 1500))
-            spec = KiwiWavSpec(
-                T0_NS + int(rng.integers(0, 10**12)),
-                rate_hz=float(rng.uniform(12000.9, 12001.3)),
-                blocks=blocks,
-                stamp_noise_ns=float(rng.uniform(20, 80)),
-                stale_first=int(rng.integers(0, 3)),
-                no_gnss=sorted(rng.choice(blocks, int(rng.integers(0, 5)), replace=False)),
-                outliers=sorted(rng.choice(blocks, int(rng.integers(0, 3)), replace=False)),
-                truncate_bytes=int(rng.integers(0, 2048)),
-                seed=k,
-            )
+            spec = random_spec(rng, T0_NS, seed=k, max_blocks=1500)
             path = Path(tmp) / str(k) / kiwi_name(spec.start_ns, FREQ_HZ, "F1ABC")
             path.parent.mkdir()
             write_kiwi_wav(path, spec)
             rec = read_kiwi(path, STATION)
-            time_err.append(abs(rec.time_ns - _expected_ns(spec, _first_kept_block(spec))))
+            time_err.append(abs(rec.time_ns - expected_ns(spec, first_kept_block(spec))))
             rate_err.append(abs(rec.sample_rate_hz / spec.rate_hz - 1) * 1e6)
             sigma_ratio.append(rec.clock.uncertainty_ns / spec.stamp_noise_ns)
             progress.update(k + 1)

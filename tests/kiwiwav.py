@@ -82,3 +82,34 @@ def kiwi_name(start_ns: int, frequency_hz: int, station: str) -> str:
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start_ns // 10**9))
     return f"{stamp}_{frequency_hz}_{station}_iq.wav"
+
+
+def random_spec(rng: np.random.Generator, start_ns: int, seed: int, max_blocks: int) -> KiwiWavSpec:
+    """A file with the faults real ones have, drawn at random: true rate 12000.9–12001.3 Hz,
+    stamp noise 20–80 ns, 0–2 stale starts, 0–4 no-GNSS blocks, 0–2 outlier stamps, a cut end."""
+    blocks = int(rng.integers(40, max_blocks))
+    return KiwiWavSpec(
+        start_ns + int(rng.integers(0, 10**12)),
+        rate_hz=float(rng.uniform(12000.9, 12001.3)),
+        blocks=blocks,
+        stamp_noise_ns=float(rng.uniform(20, 80)),
+        stale_first=int(rng.integers(0, 3)),
+        no_gnss=sorted(rng.choice(blocks, int(rng.integers(0, 5)), replace=False).tolist()),
+        outliers=sorted(rng.choice(blocks, int(rng.integers(0, 3)), replace=False).tolist()),
+        truncate_bytes=int(rng.integers(0, 2048)),
+        seed=seed,
+    )
+
+
+def expected_ns(spec: KiwiWavSpec, block: int, lost: int = 0) -> int:
+    """True UTC time of the first sample of ``block`` (``lost`` samples before it)."""
+    return spec.start_ns + round((block * spec.samples_per_block + lost) * 1e9 / spec.rate_hz)
+
+
+def first_kept_block(spec: KiwiWavSpec) -> int:
+    """The first block a correct reader keeps: past stale stamps and leading no-GNSS blocks,
+    and not an outlier (whose stamp is off, so the range starts after it)."""
+    block = spec.stale_first
+    while block in spec.no_gnss or block in spec.outliers:
+        block += 1
+    return block

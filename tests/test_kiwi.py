@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kiwiwav import KiwiWavSpec, kiwi_name, write_kiwi_wav
+from kiwiwav import (
+    KiwiWavSpec,
+    expected_ns,
+    first_kept_block,
+    kiwi_name,
+    random_spec,
+    write_kiwi_wav,
+)
 
 from heimdall.ingest import IngestError, assemble
 from heimdall.ingest.kiwi import read_kiwi, read_positions, read_sets
@@ -22,10 +29,6 @@ def _write(tmp_path: Path, spec: KiwiWavSpec, station: str = "F1ABC") -> Path:
     return path
 
 
-def _expected_ns(spec: KiwiWavSpec, block: int, lost: int = 0) -> int:
-    return spec.start_ns + round((block * spec.samples_per_block + lost) * 1e9 / spec.rate_hz)
-
-
 @pytest.mark.parametrize(
     ("spec", "first_block"),
     [
@@ -39,7 +42,7 @@ def _expected_ns(spec: KiwiWavSpec, block: int, lost: int = 0) -> int:
 )
 def test_time_and_rate_recovered_within_100_ns_and_0_1_ppm(tmp_path, spec, first_block):
     rec = read_kiwi(_write(tmp_path, spec), STATION)
-    assert abs(rec.time_ns - _expected_ns(spec, first_block)) <= 100
+    assert abs(rec.time_ns - expected_ns(spec, first_block)) <= 100
     assert abs(rec.sample_rate_hz / spec.rate_hz - 1) <= 0.1e-6
     assert rec.clock.source == "gnss"
     assert spec.stamp_noise_ns * 0.7 <= rec.clock.uncertainty_ns <= spec.stamp_noise_ns * 1.3
@@ -72,10 +75,10 @@ def test_a_jump_splits_the_file_and_the_longer_side_is_kept(tmp_path, jump_at, k
     spec = KiwiWavSpec(T0_NS, blocks=220, jump_at=jump_at, jump_samples=137, seed=7)
     rec = read_kiwi(_write(tmp_path, spec), STATION)
     if kept == "after":
-        expected = _expected_ns(spec, jump_at, lost=137)
+        expected = expected_ns(spec, jump_at, lost=137)
         assert rec.num_samples == (spec.blocks - jump_at) * 512
     else:
-        expected = _expected_ns(spec, 0)
+        expected = expected_ns(spec, 0)
         assert rec.num_samples == jump_at * 512
     assert abs(rec.time_ns - expected) <= 100
     assert abs(rec.sample_rate_hz / spec.rate_hz - 1) <= 0.1e-6
@@ -164,35 +167,14 @@ def test_the_fit_holds_over_many_random_files(tmp_path):
     rng = np.random.default_rng(2026)
     worst_ns, worst_ppm = 0.0, 0.0
     for k in range(40):
-        blocks = int(rng.integers(40, 400))
-        spec = KiwiWavSpec(
-            T0_NS + int(rng.integers(0, 10**12)),
-            rate_hz=float(rng.uniform(12000.9, 12001.3)),
-            blocks=blocks,
-            stamp_noise_ns=float(rng.uniform(20, 80)),
-            stale_first=int(rng.integers(0, 3)),
-            no_gnss=sorted(rng.choice(blocks, int(rng.integers(0, 5)), replace=False).tolist()),
-            outliers=sorted(rng.choice(blocks, int(rng.integers(0, 3)), replace=False).tolist()),
-            truncate_bytes=int(rng.integers(0, 2048)),
-            seed=k,
-        )
+        spec = random_spec(rng, T0_NS, seed=k, max_blocks=400)
         path = tmp_path / f"{k}" / kiwi_name(spec.start_ns, FREQ_HZ, "F1ABC")
         path.parent.mkdir()
         write_kiwi_wav(path, spec)
         rec = read_kiwi(path, STATION)
-        first_block = _first_kept_block(spec)
-        worst_ns = max(worst_ns, abs(rec.time_ns - _expected_ns(spec, first_block)))
+        worst_ns = max(worst_ns, abs(rec.time_ns - expected_ns(spec, first_kept_block(spec))))
         worst_ppm = max(worst_ppm, abs(rec.sample_rate_hz / spec.rate_hz - 1) * 1e6)
     assert worst_ns <= 100 and worst_ppm <= 0.1, (worst_ns, worst_ppm)
-
-
-def _first_kept_block(spec: KiwiWavSpec) -> int:
-    """The first block a correct reader keeps: past stale stamps and leading no-GNSS blocks,
-    and not an outlier (whose stamp is off, so the range starts after it)."""
-    block = spec.stale_first
-    while block in spec.no_gnss or block in spec.outliers:
-        block += 1
-    return block
 
 
 _VALID = None

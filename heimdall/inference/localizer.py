@@ -201,27 +201,16 @@ class Localizer:
         self, job: IQJob, outcome: TdoaOutcome, method: str, timings: Timings
     ) -> Result:
         fix = outcome.fix
-        cov = np.asarray(fix.covariance_en_m2)
-        axes = ellipse_from_covariance(cov, job.confidence)
         dropped = {outcome.receiver(r) for r in fix.dropped}
-        used = [c.receiver_id for c in outcome.aligned.captures if c.receiver_id not in dropped]
-        return Result(
-            job_id=job.job_id,
-            status="ok",
-            model_version=self.version,
-            method=method,
-            position=Position(lat=fix.lat, lon=fix.lon),
-            covariance_en_m2=cov.tolist(),
-            ellipse=Ellipse(
-                confidence=axes.confidence,
-                semi_major_m=axes.semi_major_m,
-                semi_minor_m=axes.semi_minor_m,
-                orientation_deg=axes.orientation_deg,
-            ),
-            geojson=estimate_feature_collection(
-                fix.lat, fix.lon, axes, {"job_id": job.job_id, "method": method}
-            ),
-            receivers_used=used,
+        return self._estimate(
+            job,
+            fix.lat,
+            fix.lon,
+            np.asarray(fix.covariance_en_m2),
+            method,
+            used=[c.receiver_id for c in outcome.aligned.captures if c.receiver_id not in dropped],
+            properties={"job_id": job.job_id, "method": method},
+            timings=timings,
             alternatives=[Alternative(**a) for a in fix.alternatives],
             tdoa=TdoaEvidence(
                 pairs=[
@@ -239,8 +228,40 @@ class Localizer:
                 window_s=outcome.aligned.duration_s,
                 dropped_receivers=sorted(dropped),
             ),
+        )
+
+    def _estimate(
+        self,
+        job: IQJob,
+        lat: float,
+        lon: float,
+        cov: np.ndarray,
+        method: str,
+        used: list[str],
+        properties: dict,
+        timings: Timings,
+        **evidence,
+    ) -> Result:
+        """An ``ok`` result: position, covariance (east/north m²), ellipse and GeoJSON."""
+        axes = ellipse_from_covariance(cov, job.confidence)
+        return Result(
+            job_id=job.job_id,
+            status="ok",
+            model_version=self.version,
+            method=method,
+            position=Position(lat=lat, lon=lon),
+            covariance_en_m2=cov.tolist(),
+            ellipse=Ellipse(
+                confidence=axes.confidence,
+                semi_major_m=axes.semi_major_m,
+                semi_minor_m=axes.semi_minor_m,
+                orientation_deg=axes.orientation_deg,
+            ),
+            geojson=estimate_feature_collection(lat, lon, axes, properties),
+            receivers_used=used,
             timings_ms=timings,
             worker=self.worker_name,
+            **evidence,
         )
 
     def prepare(self, job: IQJob, payloads: Mapping[int, bytes]) -> PreparedJob:
@@ -308,29 +329,15 @@ class Localizer:
             raise HeimdallError(f"model produced an invalid covariance factor {cov_chol.tolist()}")
         lat, lon = prepared.frame.to_latlon(east_m, north_m)
         job = prepared.job
-        axes = ellipse_from_covariance(cov, job.confidence)
-        return Result(
-            job_id=job.job_id,
-            status="ok",
-            model_version=self.version,
-            method="rss",
-            position=Position(lat=float(lat), lon=float(lon)),
-            covariance_en_m2=cov.tolist(),
-            ellipse=Ellipse(
-                confidence=axes.confidence,
-                semi_major_m=axes.semi_major_m,
-                semi_minor_m=axes.semi_minor_m,
-                orientation_deg=axes.orientation_deg,
-            ),
-            geojson=estimate_feature_collection(
-                float(lat),
-                float(lon),
-                axes,
-                {"job_id": job.job_id, "model_version": self.version},
-            ),
-            receivers_used=[r.receiver_id for r in job.receivers],
-            timings_ms=timings,
-            worker=self.worker_name,
+        return self._estimate(
+            job,
+            float(lat),
+            float(lon),
+            cov,
+            "rss",
+            used=[r.receiver_id for r in job.receivers],
+            properties={"job_id": job.job_id, "model_version": self.version},
+            timings=timings,
         )
 
     def _ratio(self, job: IQJob, index: int) -> tuple[int, int]:

@@ -331,10 +331,14 @@ def find_position(
     station: str, positions: dict[str, tuple[float, float, float]], path: Path
 ) -> tuple[float, float, float]:
     """The station's position from ``positions``, or from gnss_pos files beside the WAV."""
-    for table in (positions, read_positions(_default_position_sources(path))):
-        for key in (station, station.replace("-", "_")):
-            if key in table:
-                return table[key]
+    keys = (station, station.replace("-", "_"))
+    for key in keys:
+        if key in positions:
+            return positions[key]
+    beside = read_positions(_default_position_sources(path))  # only when not given
+    for key in keys:
+        if key in beside:
+            return beside[key]
     raise IngestError(
         str(path),
         f"no position for station {station!r}: give --station {station}=LAT,LON or "

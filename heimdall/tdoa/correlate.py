@@ -1,13 +1,13 @@
 """Pairwise time differences by generalized cross-correlation (DESIGN §11, step 2).
 
-The common window is cut into sub-blocks. Per block and pair: the cross-spectrum, whitened
-(PHAT) inside the band where the signal stands above the noise and zero outside it, gives a
-correlation whose peak is the delay; a coarse search sums |correlation| over blocks (robust to
-a residual frequency offset), then each block's peak is refined below one sample by evaluating
-the band-limited correlation on a fine lag grid. Block delays are combined with outlier
-rejection; their spread gives the statistical σ, to which both clocks' uncertainties and a
-systematic floor (unresolved multipath) are added. Receivers' LO offsets are removed first by
-the centroid of each capture's in-band spectrum.
+Receivers' LO offsets are removed first (their SNR spectra cross-correlated against the
+strongest one's). The common window is cut into Hann sub-blocks. Per block and pair the
+cross-spectrum, weighted by Knapp & Carter's maximum-likelihood GCC (coherence from both
+receivers' per-bin SNR), gives a correlation whose peak is the delay; a coarse search sums
+|correlation| over blocks (robust to a residual frequency offset), then each block's peak is
+refined below one sample on a fine lag grid. Block delays are combined with outlier rejection;
+their spread gives the statistical σ, to which both clocks' uncertainties and a systematic floor
+(unresolved multipath, wider for narrow signals) are added.
 """
 
 from __future__ import annotations
@@ -46,12 +46,6 @@ class PairDelay:
     blocks_used: int
 
 
-@dataclass(frozen=True)
-class BandInfo:
-    mask: np.ndarray  # in-band bins of a 2·BLOCK FFT
-    rms_bandwidth_hz: float
-
-
 def systematic_floor_s(rms_bandwidth_hz: float) -> float:
     """σ a pair delay cannot beat on real paths: an unresolved echo moves the peak by up to
     g·δ/(1+g) (µs for 0.5–20 µs echoes), and a narrow signal locates only its edges.
@@ -59,14 +53,18 @@ def systematic_floor_s(rms_bandwidth_hz: float) -> float:
     return float(np.hypot(ECHO_FLOOR_S, NARROW_FLOOR_S_HZ / max(rms_bandwidth_hz, 1.0)))
 
 
-def pair_delays(aligned: Aligned, floor_s: float | None = None) -> tuple[list[PairDelay], BandInfo]:
-    """Every pair's delay with σ; ``floor_s`` (default: :func:`systematic_floor_s` of the
-    signal's RMS bandwidth) adds the systematic part."""
+def pair_delays(
+    aligned: Aligned, floor_s: float | None = None
+) -> tuple[list[PairDelay], float, np.ndarray]:
+    """Every pair's delay with σ, the signal's RMS bandwidth (Hz), and each receiver's own
+    timing σ (s): its clock and half the systematic pair floor ``floor_s`` (default
+    :func:`systematic_floor_s` of that bandwidth)."""
     rows = remove_lo_offsets(aligned)
     fs = aligned.rate_hz
     blocks = _blocks(rows) * np.hanning(BLOCK).astype(np.float32)  # leakage would swamp PHAT
     spectra = np.fft.fft(blocks, n=2 * BLOCK, axis=-1)  # [R, B, 2·BLOCK]
-    band = signal_band(spectra, fs)
+    power = (np.abs(spectra) ** 2).mean(axis=1)  # [R, F], averaged over blocks
+    bandwidth_hz = rms_bandwidth_hz(power, fs)
     freqs = np.fft.fftfreq(2 * BLOCK, 1 / fs)
     positions = to_ecef(
         [c.lat for c in aligned.captures], [c.lon for c in aligned.captures],
@@ -74,11 +72,11 @@ def pair_delays(aligned: Aligned, floor_s: float | None = None) -> tuple[list[Pa
     )  # fmt: skip
     clocks = np.array([c.clock_sigma_ns for c in aligned.captures]) * 1e-9
     if floor_s is None:
-        floor_s = systematic_floor_s(band.rms_bandwidth_hz)
+        floor_s = systematic_floor_s(bandwidth_hz)
     # Clock error and an unresolved echo belong to a receiver, not to a pair: every pair
     # with that receiver shares them (the solver weighs pairs with that covariance).
     receiver_s = np.sqrt(clocks**2 + floor_s**2 / 2)
-    snr = bin_snr(spectra)
+    snr = bin_snr(power)
     pairs = []
     for a in range(len(rows)):
         for b in range(a + 1, len(rows)):
@@ -90,7 +88,7 @@ def pair_delays(aligned: Aligned, floor_s: float | None = None) -> tuple[list[Pa
             delay_s, stat_s, quality, used = found
             sigma = np.sqrt(stat_s**2 + receiver_s[a] ** 2 + receiver_s[b] ** 2)
             pairs.append(PairDelay(a, b, delay_s, float(sigma), stat_s, quality, used))
-    return pairs, band, receiver_s
+    return pairs, bandwidth_hz, receiver_s
 
 
 def _blocks(rows: np.ndarray) -> np.ndarray:
@@ -103,25 +101,24 @@ def _blocks(rows: np.ndarray) -> np.ndarray:
     return np.stack([rows[:, s : s + BLOCK] for s in starts], axis=1)
 
 
-def signal_band(spectra: np.ndarray, fs: float) -> BandInfo:
-    """Bins where the mean power (over receivers, each scaled to its own floor) is signal."""
-    power = (np.abs(spectra) ** 2).mean(axis=1)  # [R, F]
+def rms_bandwidth_hz(power: np.ndarray, fs: float) -> float:
+    """RMS bandwidth of the bins where the mean power ``[R, F]`` (each receiver scaled to its
+    own floor) is signal."""
     floors = np.median(power, axis=1, keepdims=True)
     smoothed = np.convolve((power / floors).mean(0), np.ones(9) / 9, mode="same")
     mask = smoothed > BAND_OVER_FLOOR
     if mask.sum() < 8:
         mask = smoothed >= np.sort(smoothed)[-8]
-    freqs = np.fft.fftfreq(spectra.shape[-1], 1 / fs)
+    freqs = np.fft.fftfreq(power.shape[-1], 1 / fs)
     weights = smoothed * mask
     centre = (weights * freqs).sum() / weights.sum()
     rms = float(np.sqrt((weights * (freqs - centre) ** 2).sum() / weights.sum()))
-    return BandInfo(mask, max(rms, fs / spectra.shape[-1]))
+    return max(rms, fs / power.shape[-1])
 
 
-def bin_snr(spectra: np.ndarray) -> np.ndarray:
-    """Per receiver and bin, the signal-to-noise ratio of the block-averaged power, against a
-    floor taken as the 20th percentile of the bins (signals fill less than 80 % of the band)."""
-    power = (np.abs(spectra) ** 2).mean(axis=1)  # [R, F]
+def bin_snr(power: np.ndarray) -> np.ndarray:
+    """Per receiver and bin, the SNR of the block-averaged power ``[R, F]`` against a floor
+    taken as the 20th percentile of the bins (signals fill less than 80 % of the band)."""
     floor = np.percentile(power, 20, axis=1, keepdims=True)
     return np.clip(power / np.maximum(floor, 1e-30) - 1.0, 0.0, 1e6)
 
