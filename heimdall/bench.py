@@ -150,8 +150,10 @@ def fleet(
     rate_fraction: float,
     log_dir: Path,
     timeout_s: float = 600.0,
+    with_tdoa: bool = True,
 ) -> dict:
-    """Saturated throughput, then open-loop latency at ``rate_fraction`` of it."""
+    """Saturated throughput, then open-loop latency at ``rate_fraction`` of it, then (with
+    ``with_tdoa``) the TDoA cases one by one."""
     env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
     producer = Producer(settings)
     with WorkerProcess(settings, processes, env, log_path=log_dir / "worker.log"):
@@ -188,14 +190,40 @@ def fleet(
             stages = _stage_medians(
                 [clock.received[j.job_id][1] for j in latency_jobs if j.job_id in clock.received]
             )
+            tdoa = _tdoa_through_fleet(producer, clock, timeout_s) if with_tdoa else None
         finally:
             clock.close()
-    return {
+    report = {
         "processes": processes,
         "saturated": saturated,
         "audit": audit,
         "half_load": {**open_loop, "stage_ms_median": stages},
     }
+    if tdoa is not None:
+        report["tdoa"] = tdoa
+    return report
+
+
+def _tdoa_through_fleet(producer: Producer, clock: ResultClock, timeout_s: float) -> dict:
+    """The TDoA cases one job at a time through the idle fleet (IQ by blobs): submit→result
+    latency and the worker's own time per job."""
+    rows = {}
+    for key, jobs in tdoa_jobs(repeats=2).items():
+        latency, worker, status = [], [], "ok"
+        for job, _truth in jobs:
+            handle = producer.submit(job)
+            clock.wait_for({handle.job_id}, timeout_s, f"tdoa {key}")
+            received_s, result = clock.received[handle.job_id]
+            latency.append((received_s - handle.submitted_s) * 1e3)
+            worker.append(result.timings_ms.total or 0.0)
+            if result.status != "ok":
+                status = result.error.code.value
+        rows[key] = {
+            "status": status,
+            "latency_ms": statistics.median(latency),
+            "worker_ms": statistics.median(worker),
+        }
+    return rows
 
 
 def _open_loop(
@@ -282,13 +310,11 @@ TDOA_CASES = (  # (network, receivers, seconds of IQ each)
 )  # fmt: skip
 
 
-def tdoa_cost(model_dir: Path, repeats: int = 3) -> dict:
-    """In-process TDoA jobs (NFM, GNSS-timed): median time and error per case."""
-    from heimdall.report import error_m
+def tdoa_jobs(repeats: int) -> dict[str, list[tuple[IQJob, tuple[float, float]]]]:
+    """Per TDoA case, ``repeats`` simulated NFM jobs (method tdoa) with their true position."""
     from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 
-    localizer = Localizer(model_dir)
-    rows = {}
+    cases = {}
     for network, receivers, seconds in TDOA_CASES:
         rate = 12_001.0 if network == "hf" else 50_000.0
         n = int(seconds * rate)
@@ -296,19 +322,32 @@ def tdoa_cost(model_dir: Path, repeats: int = 3) -> dict:
             network=network, num_samples=(n, n), random_receivers=(receivers, receivers)
         )
         gen = TdoaScenarioGenerator(config, seed=500)
+        key = f"{network}, {receivers} rx × {seconds} s @ {rate / 1000:g} kHz"
+        cases[key] = [
+            (sc.job.model_copy(update={"method": "tdoa"}), (sc.true_lat, sc.true_lon))
+            for sc in (gen.next(kind="nfm") for _ in range(repeats))
+        ]
+    return cases
+
+
+def tdoa_cost(model_dir: Path, repeats: int = 3) -> dict:
+    """In-process TDoA jobs (NFM, GNSS-timed): median time and error per case."""
+    from heimdall.report import error_m
+
+    localizer = Localizer(model_dir)
+    rows = {}
+    for key, jobs in tdoa_jobs(repeats).items():
         times, errors, status = [], [], "ok"
-        for _ in range(repeats):
-            sc = gen.next(kind="nfm")
-            result = localizer.localize(sc.job.model_copy(update={"method": "tdoa"}))
+        for job, (lat, lon) in jobs:
+            result = localizer.localize(job)
             times.append(result.timings_ms.total)
             if result.status != "ok":
                 status = result.error.code.value
                 continue
-            errors.append(error_m(result, sc.true_lat, sc.true_lon))
-        key = f"{network}, {receivers} rx × {seconds} s @ {rate / 1000:g} kHz"
+            errors.append(error_m(result, lat, lon))
         rows[key] = {
             "status": status,
-            "pairs": receivers * (receivers - 1) // 2,
+            "pairs": len(job.receivers) * (len(job.receivers) - 1) // 2,
             "total_ms": statistics.median(times),
             "error_m": statistics.median(errors) if errors else None,
         }
@@ -348,6 +387,7 @@ def run_bench(
             settings,
             rate_fraction,
             Path(tmp),
+            with_tdoa=with_tdoa,
         )
     report["fleet_to_compute_ratio"] = (
         report["fleet"]["saturated"]["jobs_per_s"] / report["compute_limit"]["jobs_per_s"]
@@ -425,6 +465,16 @@ def bench_tables(report: dict) -> str:
                 [
                     [k, v["status"], v["pairs"], _num(v["total_ms"]), _num(v["error_m"])]
                     for k, v in report["tdoa_in_process"].items()
+                ],
+            )
+        )
+    if "tdoa" in f:
+        parts.append(
+            format_table(
+                ["TDoA job (through the fleet, NFM)", "result", "submit→result ms", "worker ms"],
+                [
+                    [k, v["status"], _num(v["latency_ms"]), _num(v["worker_ms"])]
+                    for k, v in f["tdoa"].items()
                 ],
             )
         )

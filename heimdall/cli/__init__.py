@@ -43,7 +43,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from heimdall.ops.time_eval import evaluate_time, time_table
 
         networks = args.network or ["reference", "random", "hf"]
-        rows = evaluate_time(model_dir, args.method, networks, args.signal, args.jobs, args.seed)
+        rows = evaluate_time(
+            model_dir, args.method, networks, args.signal, args.jobs, args.seed,
+            multipath=args.multipath == "echo",
+        )  # fmt: skip
         print(time_table(rows))
         return 0
     for network in args.network or ["reference"]:
@@ -366,7 +369,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
     """Peak RSS of one worker child running one large job (private Redis, one node)."""
     from heimdall.ops.memory import measure
 
-    report = measure(args.receivers, args.samples, args.max_job_samples)
+    report = measure(args.receivers, args.samples, args.max_job_samples, timed=args.timed)
     print(report.table())
     return 0 if report.status == "ok" else 1
 
@@ -412,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["nfm", "4fsk", "afsk", "cw"],
         choices=["nfm", "4fsk", "afsk", "cw"],
+    )
+    p.add_argument(
+        "--multipath",
+        choices=["echo", "none"],
+        default="echo",
+        help="with --method: one echo per receiver (default) or none (the CRLB's own model)",
     )
     p.set_defaults(func=cmd_eval)
 
@@ -470,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receivers", type=int, default=16)
     p.add_argument("--samples", type=int, default=2_000_000, help="cf32 samples per receiver")
     p.add_argument("--max-job-samples", type=int, default=None, help="HEIMDALL_MAX_JOB_SAMPLES")
+    p.add_argument("--timed", action="store_true", help="GNSS-timed captures: a TDoA job")
     p.set_defaults(func=cmd_memory)
 
     p = sub.add_parser("worker", help="start a worker node (prefork, ONNX session per child)")
@@ -538,7 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="use Settings.redis_url instead of a private redis-server",
     )
     p.add_argument("--no-scaling", action="store_true")
-    p.add_argument("--no-tdoa", action="store_true", help="skip the in-process TDoA jobs")
+    p.add_argument(
+        "--no-tdoa",
+        action="store_true",
+        help="skip the TDoA jobs (in process and through the fleet)",
+    )
     p.add_argument("--out", default=None, help="write the figures as JSON")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -1,9 +1,10 @@
 """Peak memory of one large job in a worker child (DESIGN §8.14), measured, not estimated.
 
 A private redis-server, one ``heimdall worker`` node with one child, and one job of
-``receivers`` × ``samples`` cf32 IQ sent by blobs (the producer's default). The child's
-``VmHWM`` (peak resident set since it started, from ``/proc``) is read before and after the
-job; the difference is what the job cost on top of a child that has loaded its ONNX session.
+``receivers`` × ``samples`` cf32 IQ sent by blobs (the producer's default); with ``timed`` the
+captures carry GNSS time and the job asks for ``tdoa``. The child's ``VmHWM`` (peak resident
+set since it started, from ``/proc``) is read before and after the job; the difference is what
+the job cost on top of a child that has loaded its ONNX session.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from heimdall.console import format_table
 from heimdall.dsp.iq import encode_iq
 from heimdall.redis_server import PrivateRedis
 from heimdall.schemas import IQJob, ReceiverCapture
+from heimdall.schemas.job import Clock, datetime_to_ns
 from heimdall.workers.process import WorkerProcess
 
 MIB = 2**20
@@ -37,6 +39,7 @@ class MemoryReport:
     idle_peak_rss_bytes: int  # the child's VmHWM before the job (session loaded)
     peak_rss_bytes: int  # its VmHWM after the job
     max_job_samples: int
+    method: str = "rss"
 
     @property
     def job_cost_bytes(self) -> int:
@@ -44,7 +47,7 @@ class MemoryReport:
 
     def table(self) -> str:
         rows = [
-            ["job", f"{self.receivers} receivers × {self.samples} cf32 samples"],
+            ["job", f"{self.receivers} receivers × {self.samples} cf32 samples, {self.method}"],
             ["raw IQ", f"{self.iq_bytes / MIB:.0f} MiB"],
             ["result", self.status + (f" ({self.error})" if self.error else "")],
             ["child peak RSS before the job", f"{self.idle_peak_rss_bytes / MIB:.0f} MiB"],
@@ -59,10 +62,15 @@ class MemoryReport:
         return format_table(["peak memory", "value"], rows)
 
 
-def large_job(receivers: int, samples: int, seed: int = 1) -> tuple[IQJob, dict[int, bytes]]:
-    """A job of ``receivers`` captures around Turin: noise plus a tone heard by all."""
+def large_job(
+    receivers: int, samples: int, seed: int = 1, timed: bool = False
+) -> tuple[IQJob, dict[int, bytes]]:
+    """A job of ``receivers`` captures around Turin: noise plus a tone heard by all; ``timed``:
+    GNSS time tags (σ 50 ns) and method ``tdoa``."""
     rng = np.random.default_rng(seed)
-    start = datetime.now(UTC)
+    start = datetime.now(UTC).replace(microsecond=0)
+    time_ns = datetime_to_ns(start) if timed else None
+    clock = Clock(source="gnss", uncertainty_ns=50.0) if timed else Clock()
     captures, payloads = [], {}
     t = np.arange(samples, dtype=np.float32) / np.float32(50_000.0)
     tone = np.exp(2j * np.pi * np.float32(3_000.0) * t).astype(np.complex64)
@@ -82,9 +90,12 @@ def large_job(receivers: int, samples: int, seed: int = 1) -> tuple[IQJob, dict[
                 datatype="cf32_le",
                 num_samples=samples,
                 iq_ref=f"placeholder:{i}",
+                time_ns=time_ns,
+                clock=clock,
             )
         )
-    return IQJob(job_id=str(uuid.uuid4()), receivers=captures), payloads
+    method = "tdoa" if timed else "auto"
+    return IQJob(job_id=str(uuid.uuid4()), receivers=captures, method=method), payloads
 
 
 def _peak_rss_bytes(pid: int) -> int:
@@ -99,9 +110,12 @@ def _children(pid: int) -> list[int]:
 
 
 def measure(
-    receivers: int = 16, samples: int = 2_000_000, max_job_samples: int | None = None
+    receivers: int = 16,
+    samples: int = 2_000_000,
+    max_job_samples: int | None = None,
+    timed: bool = False,
 ) -> MemoryReport:
-    job, payloads = large_job(receivers, samples)
+    job, payloads = large_job(receivers, samples, timed=timed)
     iq_bytes = sum(len(p) for p in payloads.values())
     with PrivateRedis() as server, tempfile.TemporaryDirectory() as logs:
         settings = Settings(redis_url=server.url, key_prefix="memory", metrics_port=None)
@@ -124,4 +138,5 @@ def measure(
         idle_peak_rss_bytes=idle,
         peak_rss_bytes=peak,
         max_job_samples=settings.max_job_samples,
+        method=result.method or job.method,
     )

@@ -8,7 +8,9 @@ to a common tuning, so sample k of every row is the same instant at the same fre
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,15 +36,23 @@ class TimedCapture:
     lat: float
     lon: float
     alt_m: float
-    samples: np.ndarray  # complex64
+    samples: np.ndarray | Callable[[], np.ndarray]  # complex64, or what decodes them
     time_ns: int
     sample_rate_hz: float
     center_frequency_hz: float
     clock_sigma_ns: float
+    num_samples: int | None = None  # needed when ``samples`` is a callable
+
+    @property
+    def length(self) -> int:
+        return self.num_samples if self.num_samples is not None else len(self.samples)
 
     @property
     def end_ns(self) -> int:
-        return self.time_ns + round(len(self.samples) * 1e9 / self.sample_rate_hz)
+        return self.time_ns + round(self.length * 1e9 / self.sample_rate_hz)
+
+    def read(self) -> np.ndarray:
+        return self.samples() if callable(self.samples) else self.samples
 
 
 @dataclass
@@ -83,7 +93,8 @@ def common_window(captures: list[TimedCapture]) -> tuple[int, int]:
 
 
 def align(captures: list[TimedCapture], max_samples: int | None = None) -> Aligned:
-    """Interpolate every capture onto one grid over the common window."""
+    """Interpolate every capture onto one grid over the common window. Captures given as
+    callables are decoded one at a time and let go once on the grid (bounded memory)."""
     start_ns, end_ns = common_window(captures)
     rate_hz = min(c.sample_rate_hz for c in captures)
     count = int((end_ns - start_ns) * rate_hz / 1e9)
@@ -95,12 +106,13 @@ def align(captures: list[TimedCapture], max_samples: int | None = None) -> Align
     for i, c in enumerate(captures):
         offset_s = (start_ns - c.time_ns) / 1e9
         positions = (offset_s + grid_s) * c.sample_rate_hz
-        row = fractional_resample(c.samples, positions)
+        row = fractional_resample(c.read(), positions)
         shift_hz = c.center_frequency_hz - reference_hz
         if shift_hz:
             row *= np.exp(2j * np.pi * shift_hz * grid_s).astype(np.complex64)
         rows[i] = row
-    return Aligned(captures, rows, start_ns, rate_hz, reference_hz)
+    kept = [dataclasses.replace(c, samples=np.empty(0, np.complex64)) for c in captures]
+    return Aligned(kept, rows, start_ns, rate_hz, reference_hz)
 
 
 def fractional_resample(x: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, to_ecef
 from heimdall.tdoa.align import Aligned
@@ -22,14 +23,16 @@ from heimdall.tdoa.align import Aligned
 BLOCK = 4096  # samples per sub-block
 MIN_BLOCKS = 4
 BAND_OVER_FLOOR = 4.0  # a bin is signal when its mean power is this × the noise floor
-FINE_POINTS = 41  # lag grid over ±1 sample around each block's coarse peak
+FINE_POINTS = 41  # lag grid around each block's coarse peak
+FINE_LOBE = 0.15  # its half-width, in main lobes (1/RMS bandwidth); at least 1 sample
 MIN_QUALITY = 0.04  # pairs whose median normalized PHAT peak is below this are dropped
 WEAK_PEAK = 0.5  # below this peak quality the statistical σ is scaled up by WEAK_PEAK/quality
 LAG_MARGIN_S = 5e-6
+HANN_EFFICIENCY = 0.375  # Σw²/N of a Hann window: the share of each block the correlation sees
 MAX_LO_OFFSET_HZ = 1000.0  # receivers' LO differences searched
 LO_FFT = 1 << 18
 LO_SMOOTH_BINS = 3
-ECHO_FLOOR_S = 4.5e-6  # ≈ RMS pair error with 0.5–20 µs, −20…−3 dB echoes; set for 95 % coverage
+ECHO_FLOOR_S = 4.0e-6  # ≈ RMS pair error with 0.5–20 µs, −20…−3 dB echoes; set for 95 % coverage
 NARROW_FLOOR_S_HZ = 0.0038  # × 1/RMS bandwidth: CW (≈ 20 Hz) → ≈ 200 µs
 
 
@@ -61,9 +64,8 @@ def pair_delays(
     :func:`systematic_floor_s` of that bandwidth)."""
     rows = remove_lo_offsets(aligned)
     fs = aligned.rate_hz
-    blocks = _blocks(rows) * np.hanning(BLOCK).astype(np.float32)  # leakage would swamp PHAT
-    spectra = np.fft.fft(blocks, n=2 * BLOCK, axis=-1)  # [R, B, 2·BLOCK]
-    power = (np.abs(spectra) ** 2).mean(axis=1)  # [R, F], averaged over blocks
+    spectra = block_spectra(rows)  # [R, B, 2·BLOCK] complex64
+    power = (np.abs(spectra) ** 2).mean(axis=1, dtype=np.float64)  # [R, F], over blocks
     bandwidth_hz = rms_bandwidth_hz(power, fs)
     freqs = np.fft.fftfreq(2 * BLOCK, 1 / fs)
     positions = to_ecef(
@@ -82,7 +84,10 @@ def pair_delays(
         for b in range(a + 1, len(rows)):
             baseline_s = np.linalg.norm(positions[a] - positions[b]) / SPEED_OF_LIGHT_M_S
             coherence = snr[a] * snr[b] / ((1 + snr[a]) * (1 + snr[b]))
-            found = _pair(spectra[a], spectra[b], coherence, freqs, fs, baseline_s + LAG_MARGIN_S)
+            found = _pair(
+                spectra[a], spectra[b], coherence, freqs, fs, baseline_s + LAG_MARGIN_S,
+                max(1.0, FINE_LOBE * fs / bandwidth_hz),
+            )  # fmt: skip
             if found is None:
                 continue
             delay_s, stat_s, quality, used = found
@@ -91,14 +96,21 @@ def pair_delays(
     return pairs, bandwidth_hz, receiver_s
 
 
-def _blocks(rows: np.ndarray) -> np.ndarray:
+def block_spectra(rows: np.ndarray) -> np.ndarray:
+    """Zero-padded spectra of Hann-windowed ``BLOCK``-sample blocks of every row (leakage
+    would swamp PHAT): ``[R, B, 2·BLOCK]`` complex64, one row at a time (bounded memory)."""
     count = rows.shape[1] // BLOCK
     if count < MIN_BLOCKS:  # short windows: overlapping blocks so the spread still means something
         step = max((rows.shape[1] - BLOCK) // (MIN_BLOCKS - 1), 1)
         starts = [min(i * step, rows.shape[1] - BLOCK) for i in range(MIN_BLOCKS)]
     else:
         starts = [i * BLOCK for i in range(count)]
-    return np.stack([rows[:, s : s + BLOCK] for s in starts], axis=1)
+    window = np.hanning(BLOCK).astype(np.float32)
+    spectra = np.empty((rows.shape[0], len(starts), 2 * BLOCK), np.complex64)
+    for r, row in enumerate(rows):
+        blocks = np.stack([row[s : s + BLOCK] for s in starts]) * window
+        spectra[r] = scipy.fft.fft(blocks, n=2 * BLOCK, axis=-1, workers=1)
+    return spectra
 
 
 def rms_bandwidth_hz(power: np.ndarray, fs: float) -> float:
@@ -134,8 +146,7 @@ def remove_lo_offsets(aligned: Aligned, max_offset_hz: float = MAX_LO_OFFSET_HZ)
     use = min(rows.shape[1], LO_FFT)
     n = 1 << int(np.ceil(np.log2(use)))
     windowed = rows[:, :use] * np.hanning(use).astype(np.float32)[None, :]
-    spectra = np.fft.fft(windowed, n=n, axis=-1)
-    power = np.abs(spectra) ** 2
+    power = np.abs(scipy.fft.fft(windowed, n=n, axis=-1, workers=1)).astype(np.float64) ** 2
     kernel = np.ones(LO_SMOOTH_BINS) / LO_SMOOTH_BINS
     power = np.apply_along_axis(lambda p: np.convolve(p, kernel, mode="same"), 1, power)
     floor = np.percentile(power, 20, axis=1, keepdims=True)
@@ -156,12 +167,15 @@ def remove_lo_offsets(aligned: Aligned, max_offset_hz: float = MAX_LO_OFFSET_HZ)
     return rows * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]).astype(np.complex64)
 
 
-def _pair(xa, xb, coherence, freqs, fs, max_lag_s):
+def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples):
     """(delay, σ_stat, quality, blocks) of one pair from per-block spectra ``[B, F]``.
 
     Weighting is Knapp & Carter's maximum-likelihood GCC: PHAT (1/|G|) times
     |γ|²/(1 − |γ|²), the coherence taken from both receivers' per-bin SNR, so bins without
-    signal weigh nothing and strong bins do not drown the rest."""
+    signal weigh nothing and strong bins do not drown the rest. The integer-lag peak of a lobe
+    many samples wide wanders with noise by more than a sample, so each block's peak is looked
+    for over ±``fine_samples`` around it. σ is the larger of the blocks' spread and Carter's
+    bound (:func:`ml_gcc_sigma_s`)."""
     cross = xa * np.conj(xb)
     ml = coherence / np.maximum(1.0 - coherence, 1e-6)
     weights = ml / np.maximum(np.abs(cross), 1e-30)
@@ -174,7 +188,7 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s):
     coarse = lags[int(np.argmax(magnitude.sum(0)))]
     norm = np.maximum((np.abs(whitened)).sum(-1), 1e-30)  # per block: a perfect peak reads 1
     delays, qualities = [], []
-    fine = coarse + np.linspace(-1.0, 1.0, FINE_POINTS)
+    fine = coarse + np.linspace(-fine_samples, fine_samples, FINE_POINTS)
     active = ml > ml.max() * 1e-4  # bins that weigh anything: the rest add nothing
     steer = np.exp(2j * np.pi * freqs[None, active] * fine[:, None] / fs)  # [fine, active]
     table = np.abs(steer @ whitened[:, active].T) / norm[None, :]  # [fine, blocks]
@@ -190,10 +204,24 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s):
     spread = 1.4826 * np.median(np.abs(delays - centre))
     keep = np.abs(delays - centre) <= max(3 * spread, 0.05 / fs)
     used = delays[keep]
-    stat = np.std(used, ddof=1) / np.sqrt(len(used)) if len(used) > 1 else 1.0 / fs
+    spread_s = np.std(used, ddof=1) / np.sqrt(len(used)) if len(used) > 1 else 1.0 / fs
     # a weak peak's block spread understates its error (few blocks, heavy tails)
-    stat = stat / min(1.0, quality / WEAK_PEAK)
+    spread_s = spread_s / min(1.0, quality / WEAK_PEAK)
+    stat = max(spread_s, ml_gcc_sigma_s(ml, freqs, len(used)))
     return float(used.mean()), float(max(stat, 1e-9)), quality, int(keep.sum())
+
+
+def ml_gcc_sigma_s(ml: np.ndarray, freqs: np.ndarray, blocks: int) -> float:
+    """Carter's σ of the ML-GCC delay: [2·blocks·Σ(2π(f − f̄))²·|γ|²/(1 − |γ|²)]^(−1/2),
+    the sum over one block's independent bins (the zero-padded grid holds each twice) and
+    weighted by the Hann window's equivalent-noise loss. With a handful of blocks the
+    spread of block delays can come out small by chance; this cannot."""
+    weight = ml.sum()
+    if weight <= 0:
+        return float("inf")
+    centre = (ml * freqs).sum() / weight
+    information = 2 * blocks * (ml * (2 * np.pi * (freqs - centre)) ** 2).sum() / 2
+    return float(1.0 / np.sqrt(max(information * HANN_EFFICIENCY, 1e-300)))
 
 
 def _parabola(values: np.ndarray, k: int) -> float:

@@ -1,8 +1,8 @@
 """The TDoA chain for one job, alone or fused with the RSS network (DESIGN §11).
 
 align → pairwise delays → maximum likelihood. For ``hybrid`` the RSS network's Gaussian
-(mean, covariance) multiplies the time likelihood as a prior: it picks the right crossing of a
-3-station fix and steadies poor geometry, and the result's ``method`` says both were used.
+(mean, covariance) weighs the time fix's modes (e.g. the two crossings of a 3-station fix) and
+picks one; the position stays time's. The result's ``method`` says both were used.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ import numpy as np
 from heimdall.schemas.errors import NoSignal
 from heimdall.tdoa.align import Aligned, TimedCapture, align
 from heimdall.tdoa.correlate import PairDelay, pair_delays
-from heimdall.tdoa.solve import Fix, GaussianPrior, Geometry, TooFewPairs, locate
+from heimdall.tdoa.solve import (
+    Fix,
+    GaussianPrior,
+    Geometry,
+    TooFewPairs,
+    choose_mode,
+    locate,
+)
 
 MAX_WINDOW_SAMPLES = 1 << 19  # per receiver: 10 s at 50 kHz, 43 s at 12 kHz (bounded memory)
 
@@ -37,8 +44,9 @@ class TdoaOutcome:
         return bool(self.fix.alternatives) or len(self.aligned.captures) < 4
 
     def with_prior(self, prior: GaussianPrior) -> TdoaOutcome:
-        """The same time evidence times ``prior`` (hybrid): no new correlation."""
-        fix = locate(self.geometry, self.measured, self.receiver_sigma_s, prior)
+        """The mode of the time fix that ``prior`` (hybrid) makes likeliest: no new
+        correlation (see :func:`~heimdall.tdoa.solve.choose_mode`)."""
+        fix = choose_mode(self.geometry, self.fix, self.receiver_sigma_s, prior)
         return TdoaOutcome(
             fix, self.aligned, fix.pairs, self.geometry, self.receiver_sigma_s, self.measured
         )
