@@ -3,6 +3,8 @@ dead letters."""
 
 from __future__ import annotations
 
+import json
+
 import redis
 
 from heimdall.config import Settings
@@ -38,12 +40,16 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
     for name in settings.worker_queues() + _extra_queues(client, settings):
         queue_rows.append([name, int(client.llen(f"{settings.key_prefix}:{name}"))])
     loads = {k.decode(): int(v) for k, v in client.hgetall(settings.session_loads_key).items()}
+    serving = _serving_rows(client, settings, set(stats))
     parts = [
         format_table(
             ["worker node", "concurrency", "children", "running", "done", "queues"], worker_rows
         )
         if worker_rows
         else "no worker answered",
+        format_table(["child", "node", "serves", "generation", "last reload error"], serving)
+        if serving
+        else "no child has recorded what it serves",
         format_table(["queue", "waiting jobs"], queue_rows),
         format_table(
             ["durable list", "entries"],
@@ -68,3 +74,17 @@ def _extra_queues(client: redis.Redis, settings: Settings) -> list[str]:
         if name not in known and client.type(key) == b"list":
             names.append(name)
     return sorted(names)
+
+
+def _serving_rows(client: redis.Redis, settings: Settings, nodes: set[str]) -> list[list]:
+    """What each child of an answering node serves (records of stopped nodes are skipped)."""
+    rows = []
+    for child, raw in sorted(client.hgetall(settings.serving_key).items()):
+        record = json.loads(raw)
+        if nodes and record["node"] not in nodes:
+            continue
+        rows.append([
+            child.decode(), record["node"], ", ".join(record["versions"]),
+            record["generation"], record.get("error") or "",
+        ])  # fmt: skip
+    return rows

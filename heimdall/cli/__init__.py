@@ -186,7 +186,9 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
                 from heimdall.inference.failures import validation_message
 
                 print(f"{args.file}: job {i + 1}: {validation_message(exc)}", file=sys.stderr)
-                return 2
+                if not args.batch:
+                    return 2
+                jobs.append(raw)  # sent as it is: it fails in the batch, with its code
             truths.append(truth)
     else:
         from heimdall.sim import ScenarioGenerator, SimConfig
@@ -198,7 +200,12 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
             jobs.append(sc.to_job(args.datatype, job_id=str(uuid.uuid4()), **overrides))
             truths.append((sc.true_lat, sc.true_lon))
             progress.update(i + 1)
-    handles = producer.submit_many(jobs, inline=args.inline)
+    if args.batch:
+        batch = producer.submit_batch(jobs, inline=args.inline)
+        handles = batch.handles
+        print(f"batch {batch.batch_id}: `heimdall batch show {batch.batch_id}`", file=sys.stderr)
+    else:
+        handles = producer.submit_many(jobs, inline=args.inline)
     queues = sorted({h.queue for h in handles})
     print(f"submitted {len(handles)} jobs to {queues}", file=sys.stderr, flush=True)
     if not args.wait:
@@ -207,7 +214,12 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
         return 0
     from heimdall.cli.results import show_results
 
-    return show_results(handles, truths, args.timeout, args.json)
+    code = show_results(handles, truths, args.timeout, args.json)
+    if args.batch:
+        from heimdall.cli.lifecycle import batch_table
+
+        print(batch_table(batch.batch_id, batch.record() or {}), file=sys.stderr)
+    return code
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -378,11 +390,12 @@ JSON_HELP = "print one heimdall.result/1 JSON object per line instead of a table
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from heimdall.cli import ingest
+    from heimdall.cli import ingest, lifecycle
 
     parser = argparse.ArgumentParser(prog="heimdall", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ingest.add_parser(sub)
+    lifecycle.add_parsers(sub)
 
     p = sub.add_parser("train", help="simulate, train, calibrate and export a model (needs torch)")
     p.add_argument("--version", default="v1")
@@ -497,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", default="interactive", choices=["interactive", "bulk"])
     p.add_argument("--model", default="default")
     p.add_argument("--inline", action="store_true", help="send IQ inline (iq_b64), no blobs")
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="one batch (prints its id; invalid jobs of a --file are sent and fail in it)",
+    )
     p.add_argument("--wait", action="store_true", help="wait and show the results")
     p.add_argument("--json", action="store_true", help=f"with --wait: {JSON_HELP}")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per result with --wait")

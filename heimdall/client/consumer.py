@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -69,4 +70,11 @@ class ResultFeed:
                 return
             for entry_id, fields in batch[0][1]:
                 last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                yield last, Result.model_validate_json(fields[b"result"])
+                if b"result" in fields:  # batch summaries (kind = batch) share the stream
+                    yield last, Result.model_validate_json(fields[b"result"])
+
+    def batch_summaries(self, after_id: str = "0-0") -> Iterator[tuple[str, dict]]:
+        """``(entry_id, summary)`` of every batch summary on the stream after ``after_id``."""
+        for entry_id, fields in self.redis.xrange(self.settings.results_stream, min=f"({after_id}"):
+            if fields.get(b"kind") == b"batch":
+                yield entry_id.decode(), json.loads(fields[b"summary"])

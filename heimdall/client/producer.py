@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
+from pydantic import ValidationError
 
+from heimdall.client.ab import Split, read_split
 from heimdall.config import Settings, get_settings
 from heimdall.config.celery import TASK_NAME, celery_app
-from heimdall.schemas.job import IQJob
+from heimdall.schemas.job import AbAssignment, IQJob
 from heimdall.schemas.result import Result
+
+
+def _with_arm(job: IQJob, split: Split, served: set[str]) -> IQJob:
+    """A ``default`` job without an arm gets the split's arm among the served versions."""
+    if job.model != "default" or job.ab is not None:
+        return job
+    arm = split.arm(job.job_id, served)
+    if arm is None:
+        return job
+    ab = AbAssignment(arm=arm, shadow=split.shadow(job.job_id))
+    return job.model_copy(update={"model": arm, "ab": ab})
+
+
+def _parsed(item: IQJob | Mapping[str, Any]) -> IQJob | None:
+    if isinstance(item, IQJob):
+        return item
+    try:
+        return IQJob.model_validate(item)
+    except ValidationError:
+        return None
+
+
+def _raw_message(item: Any, batch_id: str, taken: set[str]) -> dict[str, Any]:
+    """An invalid job as it will be sent: itself (a non-mapping becomes the value of ``job``),
+    with the batch id and, unless it has a UUID of its own not ``taken``, a fresh job id."""
+    message = dict(item) if isinstance(item, Mapping) else {"job": item}
+    if not _is_uuid(message.get("job_id")) or message["job_id"] in taken:
+        message["job_id"] = str(uuid.uuid4())
+    message["batch_id"] = batch_id
+    return message
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -37,6 +79,23 @@ class JobHandle:
 
     def ready(self) -> bool:
         return self.app.AsyncResult(self.job_id).ready()
+
+
+@dataclass
+class BatchHandle:
+    """A submitted batch: its id and one handle per job, in submission order."""
+
+    batch_id: str
+    handles: list[JobHandle]
+    producer: Producer
+
+    def record(self) -> dict[str, Any] | None:
+        return self.producer.batch(self.batch_id)
+
+    def summary(self) -> dict[str, Any] | None:
+        """The summary the last job published, or None while jobs are pending."""
+        record = self.record() or {}
+        return json.loads(record["summary"]) if "summary" in record else None
 
 
 class Producer:
@@ -71,30 +130,69 @@ class Producer:
         its key. ``payloads[k][i]`` gives raw bytes for receiver ``i`` of job ``k``; inline
         ``iq_b64`` captures are moved to blobs too unless ``inline`` is set (small jobs, or
         tests of the inline path). Receivers already holding an ``iq_ref`` are sent as is.
+        A ``default`` job goes to the arm of the A/B split in force (:mod:`heimdall.client.ab`).
         """
         jobs = list(jobs)
         served = self._served_models()
+        split = read_split(self.redis, self.settings)
         extra = list(payloads) if payloads is not None else [{} for _ in jobs]
-        messages = []
+        outgoing = []
         pipe = self.redis.pipeline(transaction=False)
         for job, job_payloads in zip(jobs, extra, strict=True):
-            messages.append(self._claim_check(job, job_payloads, inline, pipe))
+            job = _with_arm(job, split, served)
+            # A version no worker serves goes to the default queue, where it fails with
+            # unknown_model instead of waiting forever in a queue nobody reads.
+            model = job.model if job.model in served else "default"
+            queue = self.settings.queue(job.priority, model)
+            outgoing.append((job.job_id, queue, self._claim_check(job, job_payloads, inline, pipe)))
         pipe.execute()
+        return self._send(outgoing)
+
+    def submit_batch(
+        self,
+        jobs: Iterable[IQJob | Mapping[str, Any]],
+        payloads: Iterable[Mapping[int, bytes]] | None = None,
+        inline: bool = False,
+    ) -> BatchHandle:
+        """Enqueue jobs as one batch: each stays independent (its own id, result and delivery
+        guarantee), and the job that ends last appends the batch's summary to the results
+        stream. A mapping that is not a valid job is sent as it is, with the batch id: the
+        fleet answers it with a ``failed`` result (``invalid_job``) that counts in the batch."""
+        items = list(jobs)
+        extra = list(payloads) if payloads is not None else [{} for _ in items]
+        batch_id = str(uuid.uuid4())
+        valid, valid_payloads, invalid, seen = [], [], [], set()
+        for item, job_payloads in zip(items, extra, strict=True):
+            job = _parsed(item)
+            if job is None:
+                invalid.append(_raw_message(item, batch_id, seen))
+            elif job.job_id not in seen:  # the same job id twice is one job (idempotency)
+                valid.append(job.model_copy(update={"batch_id": batch_id}))
+                valid_payloads.append(job_payloads)
+            seen.add(invalid[-1]["job_id"] if job is None else job.job_id)
+        key = self.settings.batch_key(batch_id)
+        created = datetime.now(UTC).isoformat()
+        self.redis.hset(key, mapping={"total": len(seen), "created_at": created})
+        self.redis.expire(key, self.settings.batch_ttl_s)
+        handles = self.submit_many(valid, valid_payloads, inline=inline)
+        queue = self.settings.queue("interactive")
+        handles += self._send([(m["job_id"], queue, m) for m in invalid])
+        return BatchHandle(batch_id, handles, self)  # one handle per distinct job
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch's record: total, ended, counts by ``status:`` and ``code:``, times, and
+        ``summary`` (JSON) once every job ended; None if unknown or expired."""
+        record = self.redis.hgetall(self.settings.batch_key(batch_id))
+        return {k.decode(): v.decode() for k, v in record.items()} or None
+
+    def _send(self, outgoing: list[tuple[str, str, dict]]) -> list[JobHandle]:
         handles = []
         with self.app.producer_or_acquire() as producer:
-            for job, message in zip(jobs, messages, strict=True):
-                # A version no worker serves goes to the default queue, where it fails with
-                # unknown_model instead of waiting forever in a queue nobody reads.
-                model = job.model if job.model in served else "default"
-                queue = self.settings.queue(job.priority, model)
+            for job_id, queue, message in outgoing:
                 self.app.send_task(
-                    TASK_NAME,
-                    args=[message],
-                    task_id=job.job_id,
-                    queue=queue,
-                    producer=producer,
+                    TASK_NAME, args=[message], task_id=job_id, queue=queue, producer=producer
                 )
-                handles.append(JobHandle(job.job_id, queue, time.time(), self.app))
+                handles.append(JobHandle(job_id, queue, time.time(), self.app))
         return handles
 
     def _served_models(self) -> set[str]:

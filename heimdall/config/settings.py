@@ -38,6 +38,18 @@ class Settings(BaseSettings):
         default_factory=list, description="extra versions a worker loads beside the default"
     )
 
+    # Model lifecycle (DESIGN §12)
+    ab_split: dict[str, float] = Field(
+        default_factory=dict,
+        description='{version: weight} for "default" jobs; a split set by `heimdall ab set` wins',
+    )
+    ab_shadow_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of A/B jobs also scored by the other arms"
+    )
+    cache_enabled: bool = Field(True, description="answer a resubmitted recording from Redis")
+    cache_ttl_s: int = Field(3600, gt=0)
+    batch_ttl_s: int = Field(7 * 86_400, gt=0, description="batch records kept this long")
+
     # Delivery (DESIGN §8): soft < hard < visibility timeout
     soft_time_limit_s: float = Field(60.0, gt=0)
     hard_time_limit_s: float = Field(90.0, gt=0)
@@ -127,8 +139,30 @@ class Settings(BaseSettings):
         return f"{self.key_prefix}:served-models"
 
     @property
+    def serving_key(self) -> str:
+        """Hash child → JSON of what it serves (node, versions, generation, last error)."""
+        return f"{self.key_prefix}:serving"
+
+    @property
     def session_loads_key(self) -> str:
         return f"{self.key_prefix}:session-loads"
+
+    def cache_key(self, digest: str) -> str:
+        return f"{self.key_prefix}:cache:{digest}"
+
+    @property
+    def ab_split_key(self) -> str:
+        """Hash version → weight: the run-time A/B split producers read (wins over Settings)."""
+        return f"{self.key_prefix}:ab:split"
+
+    @property
+    def ab_shadow_key(self) -> str:
+        """Stream of shadow scores: one job's estimates by two arms and their distance."""
+        return f"{self.key_prefix}:ab:shadow"
+
+    def batch_key(self, batch_id: str) -> str:
+        """Hash of one batch: total, ended, counts by status and by code, summary."""
+        return f"{self.key_prefix}:batch:{batch_id}"
 
     def queue(self, priority: str, model: str = "default") -> str:
         """Queue of a job: one per priority, and per version when it asks for a specific one."""

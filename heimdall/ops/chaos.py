@@ -398,6 +398,8 @@ class ChaosRun:
         counts: Counter = Counter()
         bodies: dict[str, dict] = {}
         for _, fields in self.redis.xrange(self.settings.results_stream):
+            if b"job_id" not in fields:  # a batch summary
+                continue
             job_id = fields[b"job_id"].decode()
             counts[job_id] += 1
             bodies[job_id] = json.loads(fields[b"result"])

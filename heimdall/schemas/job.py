@@ -154,6 +154,15 @@ class ReceiverCapture(BaseModel):
             raise ValueError(f"iq_b64 is not valid base64: {exc}") from exc
 
 
+class AbAssignment(BaseModel):
+    """Set by the producer when an A/B split chose the job's model version (DESIGN §12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arm: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    shadow: bool = False  # also score it with the other arms the worker serves
+
+
 class IQJob(BaseModel):
     """A localization request: 1–16 simultaneous captures of one transmitter."""
 
@@ -168,6 +177,8 @@ class IQJob(BaseModel):
     receivers: list[ReceiverCapture] = Field(min_length=1, max_length=MAX_RECEIVERS)
     meta: dict[str, Any] = Field(default_factory=dict)
     method: Method = "auto"
+    ab: AbAssignment | None = None  # §12: the arm of an A/B split
+    batch_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
     @field_validator("job_id")
     @classmethod

@@ -87,6 +87,9 @@ class Result(BaseModel):
     tdoa: TdoaEvidence | None = None
     timings_ms: Timings = Field(default_factory=Timings)
     worker: str | None = None
+    ab_arm: str | None = None  # §12: the A/B arm that chose model_version
+    batch_id: str | None = None
+    cache: Literal["hit", "miss"] | None = None  # None: the result cache was not consulted
     completed_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     error: ErrorInfo | None = None
 

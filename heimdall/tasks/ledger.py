@@ -16,6 +16,7 @@ from redis.retry import Retry
 from heimdall.config import Settings
 from heimdall.schemas.job import IQJob
 from heimdall.schemas.result import Result
+from heimdall.tasks.cache import ResultCache
 
 PREFETCH_BYTES = 16 * 2**20  # a job with less IQ than this fetches all blobs in one MGET
 # A Redis restart (seconds) is ridden out: up to 40 retries, 50 ms doubling to 1 s apart.
@@ -53,6 +54,35 @@ end
 return published
 """
 
+# KEYS: batch hash, its set of counted job ids, stream. ARGV: job_id, status, error code (''),
+# TTL (s), batch id, stream MAXLEN. Counts a job in its batch once (the set says whether it
+# was); the job that ends the batch appends the batch's summary to the stream (kind = batch).
+BATCH_LUA = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local ended = redis.call('HINCRBY', KEYS[1], 'ended', 1)
+redis.call('HINCRBY', KEYS[1], 'status:' .. ARGV[2], 1)
+if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[1], 'code:' .. ARGV[3], 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ended ~= tonumber(redis.call('HGET', KEYS[1], 'total') or '-1') then return 1 end
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'finished_at', now[1] .. '.' .. string.format('%06d', now[2]))
+local flat = redis.call('HGETALL', KEYS[1])
+local summary = {batch_id = ARGV[5], statuses = {}, codes = {}}
+for i = 1, #flat, 2 do
+  local k, v = flat[i], flat[i + 1]
+  if string.sub(k, 1, 7) == 'status:' then summary.statuses[string.sub(k, 8)] = tonumber(v)
+  elseif string.sub(k, 1, 5) == 'code:' then summary.codes[string.sub(k, 6)] = tonumber(v)
+  elseif k == 'total' or k == 'ended' then summary[k] = tonumber(v)
+  else summary[k] = v end
+end
+local body = cjson.encode(summary)
+redis.call('HSET', KEYS[1], 'summary', body)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*',
+           'kind', 'batch', 'batch_id', ARGV[5], 'summary', body)
+return 2
+"""
+
 
 # KEYS: claim, attempts. ARGV: holder, 1 to also take back the attempt. Deletes the claim
 # only while that holder still has it.
@@ -62,6 +92,26 @@ redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('DECR', KEYS[2]) end
 return 1
 """
+
+
+def tagged(result: Result, job: Any) -> Result:
+    """``result`` with its job's batch id and A/B arm, read from the job as sent (a parsed
+    ``IQJob`` or the raw message argument: an invalid job of a batch still counts in it)."""
+    batch_id, arm = _tags(job)
+    result.batch_id = batch_id or result.batch_id
+    result.ab_arm = arm or result.ab_arm
+    return result
+
+
+def _tags(job: Any) -> tuple[str | None, str | None]:
+    if isinstance(job, IQJob):
+        return job.batch_id, job.ab.arm if job.ab else None
+    if not isinstance(job, Mapping):
+        return None, None
+    batch_id, ab = job.get("batch_id"), job.get("ab")
+    arm = ab.get("arm") if isinstance(ab, Mapping) else None
+    ok = [isinstance(v, str) and 0 < len(v) <= 64 for v in (batch_id, arm)]
+    return batch_id if ok[0] else None, arm if ok[1] else None
 
 
 def ledger_client(url: str, ride_out_restarts: bool = True) -> redis.Redis:
@@ -91,16 +141,13 @@ class BlobPayloads(Mapping[int, bytes]):
         self.refs = {i: r.iq_ref for i, r in enumerate(job.receivers) if r.iq_ref is not None}
         self.fetch_s = 0.0  # time spent in Redis so far
         expected = sum(job.receivers[i].expected_bytes for i in self.refs)
-        self._prefetch = expected <= PREFETCH_BYTES
+        self._small = expected <= PREFETCH_BYTES
+        self._prefetch = self._small
         self._fetched: dict[int, bytes | None] = {}
 
     def __getitem__(self, index: int) -> bytes:
         started = time.perf_counter()
-        if self._prefetch and self.refs:
-            self._prefetch = False
-            self._fetched = dict(
-                zip(self.refs, self.redis.mget(list(self.refs.values())), strict=True)
-            )
+        self._fetch_small_job()
         if index in self._fetched:
             blob = self._fetched.pop(index)
         elif index in self.refs:
@@ -111,6 +158,23 @@ class BlobPayloads(Mapping[int, bytes]):
         if blob is None:
             raise KeyError(index)
         return blob
+
+    def small_job_bytes(self) -> dict[int, bytes | None] | None:
+        """All blobs of a small job, fetched now in one MGET and still handed out later; None
+        for a job fetched blob by blob."""
+        if not self._small:
+            return None
+        started = time.perf_counter()
+        self._fetch_small_job()
+        self.fetch_s += time.perf_counter() - started
+        return dict(self._fetched)
+
+    def _fetch_small_job(self) -> None:
+        if self._prefetch and self.refs:
+            self._prefetch = False
+            self._fetched = dict(
+                zip(self.refs, self.redis.mget(list(self.refs.values())), strict=True)
+            )
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.refs)
@@ -128,6 +192,8 @@ class JobLedger:
         self._begin_script = client.register_script(BEGIN_LUA)
         self._finish_script = client.register_script(FINISH_LUA)
         self._release_script = client.register_script(RELEASE_LUA)
+        self._batch_script = client.register_script(BATCH_LUA)
+        self.cache = ResultCache(client, settings)
 
     def payloads(self, job: IQJob) -> BlobPayloads:
         """The job's IQ blobs (missing ones raise ``KeyError`` when asked for)."""
@@ -164,6 +230,28 @@ class JobLedger:
         args = [s.result_ttl_s, s.results_channel, s.stream_maxlen, job_id, status, result_json]
         return bool(self._finish_script(keys=keys, args=args))
 
+    def count_done_in_batch(self, backend: Any, job_id: str, job: Any) -> None:
+        """A job whose result was published before (e.g. resubmitted in a new batch) still
+        counts in the batch it now came with, by its stored result."""
+        batch_id, _ = _tags(job)
+        if batch_id and (stored := self.stored_result(backend, job_id)) is not None:
+            stored.batch_id = batch_id
+            self.count_in_batch(stored)
+
+    def count_in_batch(self, result: Result) -> None:
+        """Count the job's result in its batch (once per batch and job id, however often it
+        is delivered or resubmitted); the last one appends the batch summary to the stream."""
+        if not result.batch_id:
+            return
+        s = self.settings
+        key = s.batch_key(result.batch_id)
+        code = result.error.code.value if result.error else ""
+        self._batch_script(
+            keys=[key, f"{key}:jobs", s.results_stream],
+            args=[result.job_id, result.status, code, s.batch_ttl_s, result.batch_id,
+                  s.stream_maxlen],
+        )  # fmt: skip
+
     def release(self, job_id: str, holder: str, take_back_attempt: bool = False) -> bool:
         """Drop the job's claim if ``holder`` still holds it: its child was lost (the
         redelivered job is then taken at once, not when the claim expires), or it gives the
@@ -179,6 +267,7 @@ class JobLedger:
         body = json.loads(body_json)
         backend.store_result(result.job_id, body, states.SUCCESS)
         self.finish(result.job_id, result.status, body_json, job)
+        self.count_in_batch(result)
         return body
 
     def publish_if_new(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:

@@ -28,7 +28,9 @@ from heimdall.schemas.errors import ErrorCode, InvalidJob, JobTimeout
 from heimdall.schemas.job import IQJob
 from heimdall.schemas.result import Result, Timings
 from heimdall.tasks.app import TASK_NAME, app
-from heimdall.tasks.ledger import Claim, JobLedger, ledger_client
+from heimdall.tasks.cache import cache_key, capture_bytes
+from heimdall.tasks.ledger import BlobPayloads, Claim, JobLedger, ledger_client, tagged
+from heimdall.tasks.shadow import score_shadow
 
 log = logging.getLogger(__name__)
 _ledger: JobLedger | None = None
@@ -89,6 +91,7 @@ def _deliver(self, job: Any) -> dict | None:
     books = ledger()
     claim, attempts = books.begin(job_id, default_worker_name())
     if claim is Claim.DONE:
+        books.count_done_in_batch(self.backend, job_id, job)
         raise Ignore()  # already published: a duplicate submission or a late redelivery
     if claim is Claim.BUSY:
         # Another child holds it: running it now, or lost while running it (its main process
@@ -104,7 +107,7 @@ def _deliver(self, job: Any) -> dict | None:
         parsed, result = _compute(job, job_id, books)
     result.worker = default_worker_name()
     result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    return books.publish(self.backend, result, parsed)
+    return books.publish(self.backend, tagged(result, job), parsed)
 
 
 def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Result]:
@@ -116,12 +119,8 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
             raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
         parsed = IQJob.model_validate(job)
         timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
-        localizer = registry().for_model(parsed.model)
         payloads = books.payloads(parsed)
-        # Blobs are fetched inside localize(): a Redis error must reach the task, not become
-        # a failed result.
-        reraise = (SoftTimeLimitExceeded, redis.RedisError)
-        result = localizer.localize(parsed, payloads, timings, reraise=reraise)
+        result = _answer(parsed, payloads, timings, books)
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
         result = failed_result(
@@ -138,6 +137,30 @@ def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Res
         if result.timings_ms.features is not None:
             result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
     return parsed, result
+
+
+def _answer(job: IQJob, payloads: BlobPayloads, timings: Timings, books: JobLedger) -> Result:
+    """From the result cache, else by the job's model (and its shadows, when asked)."""
+    models = registry()
+    localizer = models.for_model(job.model)
+    settings = get_settings()
+    small = payloads.small_job_bytes() if settings.cache_enabled or job.ab else None
+    iq = capture_bytes(job, small) if small is not None else None
+    cached = iq is not None and settings.cache_enabled
+    key = cache_key(job, iq, localizer.version) if cached else None
+    if key is not None and (hit := books.cache.get(key, job.job_id)) is not None:
+        hit.timings_ms = timings.model_copy()
+        return hit
+    # Blobs are fetched inside localize(): a Redis error must reach the task, not become
+    # a failed result.
+    reraise = (SoftTimeLimitExceeded, redis.RedisError)
+    result = localizer.localize(job, iq if iq is not None else payloads, timings, reraise=reraise)
+    if key is not None:
+        result.cache = "miss"
+        books.cache.put(key, result)
+    if iq is not None and job.ab is not None and job.ab.shadow and result.status == "ok":
+        score_shadow(models, job, iq, result, books.redis, settings)
+    return result
 
 
 def _parsed_or_none(job: Any) -> IQJob | None:

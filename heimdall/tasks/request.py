@@ -20,7 +20,7 @@ from celery.worker.request import Request
 from heimdall.config import get_settings
 from heimdall.schemas.errors import ErrorCode
 from heimdall.schemas.result import Result
-from heimdall.tasks.ledger import JobLedger, ledger_client
+from heimdall.tasks.ledger import JobLedger, ledger_client, tagged
 
 log = logging.getLogger(__name__)
 _main_ledger: JobLedger | None = None
@@ -73,7 +73,8 @@ class JobRequest(Request):
 
     def _publish_failure(self, code: ErrorCode, message: str) -> None:
         worker = f"{socket.gethostname()}:{self.worker_pid}"
-        result = Result.failed(self.id, code, message, worker=worker)
+        job = self.args[0] if self.args else None
+        result = tagged(Result.failed(self.id, code, message, worker=worker), job)
         try:
             main_process_ledger().publish_if_new(self.task.backend, result)
         except redis.RedisError as exc:

@@ -216,8 +216,11 @@ class ScreeningChannel(kombu_redis.Channel):
         self._brpop_sent_at = monotonic()
         if self._waiting:
             wait_s = min(timeout or 1, WAIT_S) if len(keys) > 1 else (timeout or 1)
-            # Block on an interactive queue when there is one: its latency is the one promised.
-            watched = next((k for k in keys if ".interactive" in k), keys[0])
+            # Block on an interactive queue when there is one: its latency is the one promised;
+            # of several (a node serving more versions), the default model's, whose name is
+            # the shortest; the others are polled every WAIT_S.
+            interactive = [k for k in keys if ".interactive" in k]
+            watched = min(interactive, key=len) if interactive else keys[0]
             command = ["BLMOVE", watched, watched, "RIGHT", "RIGHT", wait_s]
         else:
             self._claim_id = uuid.uuid4().hex

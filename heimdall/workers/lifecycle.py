@@ -1,10 +1,12 @@
 """Worker lifecycle hooks, named by when they run.
 
-``before_worker_boot`` (main process): verify every served model's manifest and sha256, and
-import the heavy numerics once so children start fast; no ONNX session exists yet.
-``after_child_fork`` (each prefork child): create the ONNX sessions, once, for every task the
-child will run. ``after_task_return``: count the job in the metrics. ``before_child_exit``:
-drop the sessions.
+``before_worker_boot`` (main process): verify every served model's manifest and sha256, share
+the node's serving state with the children to come (:mod:`heimdall.workers.reload`), and import
+the heavy numerics once so children start fast; no ONNX session exists yet.
+``after_worker_ready`` (main process): SIGHUP reloads models instead of re-executing the node.
+``after_child_fork`` (each prefork child): create the ONNX sessions the node serves now, and
+watch for reloads. ``before_task_start`` / ``after_task_return``: a reload is applied between
+tasks; the finished job is counted in the metrics. ``before_child_exit``: drop the sessions.
 """
 
 from __future__ import annotations
@@ -21,18 +23,29 @@ from celery import signals
 from heimdall.config import Settings, get_settings
 from heimdall.inference.localizer import default_worker_name
 from heimdall.inference.model import load_model_files
-from heimdall.inference.registry import ModelRegistry, install_registry
+from heimdall.inference.registry import install_registry, process_registry
 from heimdall.schemas.errors import ModelIntegrityError
 from heimdall.workers import logs, metrics
+from heimdall.workers.control import install_sighup_reload
+from heimdall.workers.reload import (
+    NodeModels,
+    Serving,
+    child_models,
+    forget_child,
+    install_node_models,
+    node_models,
+    start_child,
+)
 
 log = logging.getLogger(__name__)
 
 
 @signals.worker_init.connect
-def before_worker_boot(**_: object) -> None:
+def before_worker_boot(sender: object = None, **_: object) -> None:
     logs.install()
     settings = get_settings()
-    versions = list(dict.fromkeys([settings.default_model, *settings.serve_models]))
+    serving = Serving(settings.default_model, list(settings.serve_models))
+    versions = serving.versions
     for version in versions:
         try:
             files = load_model_files(Path(settings.models_dir) / version)
@@ -42,38 +55,43 @@ def before_worker_boot(**_: object) -> None:
             log.critical("model %s refused, the node stops: %s", version, exc)
             raise SystemExit(2) from exc
         log.info("model %s verified (sha256 %s…)", version, files.manifest.onnx_sha256[:12])
-    _advertise(settings, versions)
+    install_node_models(NodeModels(serving, str(getattr(sender, "hostname", "local"))))
+    _advertise(settings)
     metrics.before_worker_boot(settings)
     import librosa.filters  # noqa: F401  -- pay the import once, before the fork
     import onnxruntime  # noqa: F401
 
 
-def _advertise(settings: Settings, versions: list[str]) -> None:
+def _advertise(settings: Settings) -> None:
     """Announce the served versions now and every ``advertise_interval_s`` (producers route
-    a job to a version's queue only while some node announced it recently)."""
+    a job to a version's queue only while some node announced it recently); after a reload
+    the new version is announced at the next beat."""
     client = redis.Redis.from_url(settings.redis_url)
-
-    def announce() -> None:
-        client.zadd(settings.served_models_key, dict.fromkeys(versions, time.time()))
+    shared = node_models()
 
     def keep_announcing() -> None:
         while True:
             time.sleep(settings.advertise_interval_s)
             try:
-                announce()
+                shared.announce(client, settings)
             except redis.RedisError as exc:
                 log.warning("could not announce served models: %s", exc)
 
-    announce()
+    shared.announce(client, settings)
     threading.Thread(target=keep_announcing, name="advertise-models", daemon=True).start()
+
+
+@signals.worker_ready.connect
+def after_worker_ready(**_: object) -> None:
+    install_sighup_reload()
 
 
 @signals.worker_process_init.connect
 def after_child_fork(**_: object) -> None:
     logs.install()
     settings = get_settings()
-    registry = ModelRegistry.for_settings(settings, default_worker_name())
-    install_registry(registry)
+    start_child(settings)
+    registry = process_registry()
     if metrics.current() is not None:
         metrics.current().session_loads.inc(len(registry.versions))
     try:
@@ -84,14 +102,24 @@ def after_child_fork(**_: object) -> None:
     log.info("child %s loaded ONNX sessions for %s", default_worker_name(), registry.versions)
 
 
+@signals.task_prerun.connect
+def before_task_start(**_: object) -> None:
+    if (child := child_models()) is not None:
+        child.before_task()
+
+
 @signals.task_postrun.connect
 def after_task_return(retval: object = None, **_: object) -> None:
-    """Count the finished job (a duplicate that was ignored or retried returns no dict)."""
+    """Count the finished job (a duplicate that was ignored or retried returns no dict), then
+    apply a reload that arrived while it ran."""
     if isinstance(retval, dict) and metrics.current() is not None:
         metrics.current().observe_result(retval)
+    if (child := child_models()) is not None:
+        child.after_task()
 
 
 @signals.worker_process_shutdown.connect
 def before_child_exit(pid: int | None = None, **_: object) -> None:
+    forget_child()
     install_registry(None)
     metrics.after_child_exit(pid or os.getpid())

@@ -37,7 +37,20 @@ class WorkerMetrics:
             buckets=BUCKETS_S,
         )
         self.jobs = Counter(
-            "heimdall_jobs_total", "Jobs finished, by status and error code.", ["status", "code"]
+            "heimdall_jobs_total",
+            "Jobs finished, by status, error code, model version and method.",
+            ["status", "code", "model", "method"],
+        )
+        self.cache_hits = Counter(
+            "heimdall_cache_hits_total", "Jobs answered from the result cache."
+        )
+        self.cache_misses = Counter(
+            "heimdall_cache_misses_total", "Jobs looked up in the result cache and computed."
+        )
+        self.model_reloads = Counter(
+            "heimdall_model_reloads_total",
+            "Reload commands a node answered, by result (ok: verified, refused: kept serving).",
+            ["result"],
         )
         self.session_loads = Counter(
             "heimdall_session_loads_total",
@@ -47,7 +60,16 @@ class WorkerMetrics:
     def observe_result(self, body: dict[str, Any]) -> None:
         """Count one finished job from its ``heimdall.result/1`` dict."""
         error = body.get("error") or {}
-        self.jobs.labels(status=body.get("status", "unknown"), code=error.get("code", "")).inc()
+        self.jobs.labels(
+            status=body.get("status", "unknown"),
+            code=error.get("code", ""),
+            model=body.get("model_version") or "",
+            method=body.get("method") or "",
+        ).inc()
+        if body.get("cache") == "hit":
+            self.cache_hits.inc()
+        elif body.get("cache") == "miss":
+            self.cache_misses.inc()
         for stage, ms in (body.get("timings_ms") or {}).items():
             if stage in STAGES and ms is not None:
                 self.stage_seconds.labels(stage=stage).observe(ms / 1000.0)

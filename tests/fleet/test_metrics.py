@@ -32,12 +32,16 @@ def test_worker_node_exports_job_metrics(fleet):
     handles = fleet.producer.submit_many([*jobs[:-1], few])
     for h in handles:
         h.result(60)
+    again = jobs[0].model_copy(update={"job_id": str(uuid.uuid4())})  # the same recording
+    assert fleet.producer.submit(again).result(60).cache == "hit"
     samples = _samples(port)
-    assert samples[("heimdall_jobs_total", (("code", ""), ("status", "ok")))] == 5
-    assert (
-        samples[("heimdall_jobs_total", (("code", "too_few_receivers"), ("status", "failed")))] == 1
-    )
+    ok = (("code", ""), ("method", "rss"), ("model", "v1"), ("status", "ok"))
+    assert samples[("heimdall_jobs_total", ok)] == 6
+    few_labels = (("code", "too_few_receivers"), ("method", ""), ("model", "v1"))
+    assert samples[("heimdall_jobs_total", (*few_labels, ("status", "failed")))] == 1
+    assert samples[("heimdall_cache_misses_total", ())] == 6
+    assert samples[("heimdall_cache_hits_total", ())] == 1
     assert samples[("heimdall_job_stage_seconds_count", (("stage", "inference"),))] == 5
-    assert samples[("heimdall_job_stage_seconds_count", (("stage", "total"),))] == 6
+    assert samples[("heimdall_job_stage_seconds_count", (("stage", "total"),))] == 7
     assert samples[("heimdall_session_loads_total", ())] == 2  # two children, one model
     assert not any("job_id" in dict(labels) for _, labels in samples)
