@@ -4,8 +4,11 @@ batches, and hot reload (broadcast command and SIGHUP) during a run, with a brok
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -160,3 +163,34 @@ def test_sighup_reloads_in_place_instead_of_restarting_the_node(fleet):
     assert worker.process.poll() is None and worker.process.pid == pid
     assert all(r["versions"] == ["v2"] and r["error"] is None for r in records)
     assert fleet.producer.submit(_jobs(1, seed=908)[0]).result(60).model_version == "v2"
+
+
+def _cli(fleet, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **fleet.env}
+    return subprocess.run(
+        [sys.executable, "-m", "heimdall.cli", *argv], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_commands_say_what_happened(fleet):
+    refused = _cli(fleet, "reload", "--version", "v3")
+    assert refused.returncode == 1
+    assert "refused" in refused.stdout and "sha256" in refused.stdout and "v2" in refused.stdout
+    again = _cli(fleet, "reload")  # the current version, re-read from disk
+    assert again.returncode == 0 and "2/2 children swapped" in again.stdout
+    status = _cli(fleet, "status")
+    assert status.returncode == 0 and status.stdout.count(" v2 ") >= 2  # both children
+    unserved = _cli(fleet, "ab", "set", "v2=0.5", "v9=0.5")
+    assert unserved.returncode == 1 and "no worker node serves v9" in unserved.stderr
+    bad = _cli(fleet, "ab", "set", "v2=lots")
+    assert bad.returncode == 2 and "'v2=lots': weight 'lots' is not a number" in bad.stderr
+    shown = _cli(fleet, "ab", "set", "v2=1")
+    assert shown.returncode == 0 and "A/B split from redis" in shown.stdout
+    assert _cli(fleet, "ab", "clear").returncode == 0
+    batch = fleet.producer.submit_batch(_jobs(3, seed=909))
+    for h in batch.handles:
+        h.result(60)
+    shown = _cli(fleet, "batch", "show", batch.batch_id)
+    assert shown.returncode == 0 and "status ok" in shown.stdout and "done" in shown.stdout
+    assert _cli(fleet, "batch", "show", str(uuid.uuid4())).returncode == 1
