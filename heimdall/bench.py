@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from heimdall.client import Producer, ResultFeed
-from heimdall.config import Settings, get_settings
+from heimdall.config import Settings, get_settings, redacted_url
 from heimdall.console import Progress, format_table
 from heimdall.inference.localizer import Localizer
 from heimdall.redis_server import PrivateRedis, reachable
@@ -379,7 +379,9 @@ def run_bench(
             url = stack.enter_context(PrivateRedis()).url
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         settings = base.model_copy(update={"redis_url": url, "key_prefix": prefix})
-        print(f"fleet: 1 worker node × {processes} children on Redis {url}", flush=True)
+        print(
+            f"fleet: 1 worker node × {processes} children on Redis {redacted_url(url)}", flush=True
+        )
         report["fleet"] = fleet(
             standard,
             standard_jobs(latency_jobs, seed=8),

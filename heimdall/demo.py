@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from heimdall.client import Producer, ResultFeed
-from heimdall.config import get_settings
+from heimdall.config import get_settings, redacted_url
 from heimdall.console import Progress, format_table
 from heimdall.redis_server import PrivateRedis, reachable
 from heimdall.report import RESULT_HEADERS, error_m, inside_ellipse, result_row
@@ -40,10 +40,13 @@ def run_demo(
     with ExitStack() as stack:
         url = base.redis_url
         if reachable(url):
-            say(f"using Redis at {url} (keys under '{base.key_prefix}:')")
+            say(f"using Redis at {redacted_url(url)} (keys under '{base.key_prefix}:')")
         else:
             url = stack.enter_context(PrivateRedis()).url
-            say(f"no Redis answers at {base.redis_url}; started a private redis-server at {url}")
+            say(
+                f"no Redis answers at {redacted_url(base.redis_url)}; started a private "
+                f"redis-server at {url}"
+            )
         settings = base.model_copy(update={"redis_url": url})
         env = {"HEIMDALL_REDIS_URL": url}
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="heimdall-demo-")))

@@ -43,6 +43,7 @@ class PrivateRedis:
         binary: str = "redis-server",
         start_timeout_s: float = 10.0,
         appendonly: bool = False,
+        password: str | None = None,
     ) -> None:
         path = shutil.which(binary)
         if path is None:
@@ -52,13 +53,15 @@ class PrivateRedis:
         self.binary = path
         self.start_timeout_s = start_timeout_s
         self.appendonly = appendonly
+        self.password = password  # requirepass: clients must AUTH
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> PrivateRedis:
         self._dir = tempfile.TemporaryDirectory(prefix="heimdall-redis-")
@@ -82,6 +85,7 @@ class PrivateRedis:
                 "--save",
                 "",
                 *persistence,
+                *(["--requirepass", self.password] if self.password else []),
                 "--logfile",
                 str(Path(self._dir.name) / "log"),
             ],

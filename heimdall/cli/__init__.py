@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from heimdall.config import get_settings
+from heimdall.config import get_settings, redacted_url
 from heimdall.console import Progress, format_table
 
 
@@ -255,8 +255,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_flower(args: argparse.Namespace) -> int:
     import os
+    import secrets
 
     settings = get_settings()
+    password = settings.flower_password
+    if not password or password == WEAK_FLOWER_PASSWORD or len(password) < 8:
+        print(
+            "heimdall flower: refusing to start without a password of 8+ characters: set "
+            "HEIMDALL_FLOWER_PASSWORD (and HEIMDALL_FLOWER_USER, default 'heimdall'), e.g. "
+            f"HEIMDALL_FLOWER_PASSWORD={secrets.token_urlsafe(12)}",
+            file=sys.stderr,
+        )
+        return 2
     argv = [
         sys.executable,
         "-m",
@@ -266,10 +276,14 @@ def cmd_flower(args: argparse.Namespace) -> int:
         "flower",
         f"--port={args.port or settings.flower_port}",
         f"--address={args.address}",
-        f"--basic-auth={settings.flower_user}:{settings.flower_password}",
     ]
-    os.execv(sys.executable, argv)
+    # by environment, not argv: a command line is readable by every user (ps)
+    env = {**os.environ, "FLOWER_BASIC_AUTH": f"{settings.flower_user}:{password}"}
+    os.execve(sys.executable, argv, env)
     return 0
+
+
+WEAK_FLOWER_PASSWORD = "heimdall"  # the default of earlier versions
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -596,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelIntegrityError as exc:
         print(f"heimdall: model refused: {exc}", file=sys.stderr)
     except (redis.ConnectionError, OperationalError) as exc:
-        url = get_settings().redis_url
+        url = redacted_url(get_settings().redis_url)
         print(f"heimdall: cannot reach Redis at {url} (HEIMDALL_REDIS_URL): {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

@@ -87,7 +87,11 @@ class Settings(BaseSettings):
     # Flower
     flower_port: int = 5555
     flower_user: str = "heimdall"
-    flower_password: str = "heimdall"
+    flower_password: str | None = Field(
+        None,
+        description="required by `heimdall flower`; no default (the fleet's tasks and "
+        "control commands are behind it)",
+    )
 
     @field_validator("metrics_port", mode="before")
     @classmethod
@@ -185,3 +189,10 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password replaced by ``**`` (for messages and logs)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return maybe_sanitize_url(url)

@@ -144,7 +144,9 @@ def _answer(job: IQJob, payloads: BlobPayloads, timings: Timings, books: JobLedg
     models = registry()
     localizer = models.for_model(job.model)
     settings = get_settings()
-    small = payloads.small_job_bytes() if settings.cache_enabled or job.ab else None
+    # the cap is checked (in localize) before any IQ is fetched: a job over it skips the cache
+    wanted = (settings.cache_enabled or job.ab) and job.total_samples <= localizer.max_job_samples
+    small = payloads.small_job_bytes() if wanted else None
     iq = capture_bytes(job, small) if small is not None else None
     cached = iq is not None and settings.cache_enabled
     key = cache_key(job, iq, localizer.version) if cached else None
