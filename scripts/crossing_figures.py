@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.console import Progress, format_table
+from heimdall.cli.console import Progress, format_table
 from heimdall.geo.ellipse import mahalanobis_sq
 from heimdall.geo.enu import LocalFrame
 from heimdall.inference.localizer import Localizer

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 from scipy.optimize import least_squares
 
-from heimdall.console import format_table
+from heimdall.cli.console import format_table
 from heimdall.geo.enu import LocalFrame
 from heimdall.sim.stations import REFERENCE_NETWORK
 from heimdall.sim.tdoa import TdoaSimConfig

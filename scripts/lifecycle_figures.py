@@ -22,13 +22,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from heimdall.cli.console import format_table
+from heimdall.cli.redis_server import PrivateRedis
 from heimdall.client import Producer, ResultFeed
 from heimdall.client.ab import write_split
 from heimdall.config import Settings
 from heimdall.config.celery import celery_app
-from heimdall.console import format_table
 from heimdall.inference.localizer import Localizer
-from heimdall.redis_server import PrivateRedis
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.workers.control import RELOAD_COMMAND
 from heimdall.workers.process import WorkerProcess

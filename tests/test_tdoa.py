@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from geographiclib.geodesic import Geodesic
 
+from heimdall.cli.report import error_m, inside_ellipse
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, geodesic_m, propagation_m
-from heimdall.report import error_m, inside_ellipse
 from heimdall.schemas.job import Clock
 from heimdall.sim.signals import make_signal
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig

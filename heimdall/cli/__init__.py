@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from heimdall.cli.console import Progress, format_table
 from heimdall.config import get_settings, redacted_url
-from heimdall.console import Progress, format_table
 
 
 def _model_dir(version: str | None) -> Path:
@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from heimdall.evaluation import evaluate, record_metrics, summary_table
+    from heimdall.cli.evaluation import evaluate, record_metrics, summary_table
 
     model_dir = _model_dir(args.model)
     if args.method:
@@ -106,8 +106,8 @@ def _simulated(args: argparse.Namespace):
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """Localize jobs from a JSON-lines file (``heimdall simulate`` output or bare jobs)."""
+    from heimdall.cli.report import RESULT_HEADERS, result_row
     from heimdall.inference import Localizer
-    from heimdall.report import RESULT_HEADERS, result_row
 
     localizer = Localizer(_model_dir(args.model))
     rows = []
@@ -223,8 +223,8 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from heimdall.cli.report import RESULT_HEADERS, result_row
     from heimdall.client import ResultFeed
-    from heimdall.report import RESULT_HEADERS, result_row
 
     feed = ResultFeed()
     widths = [8, 6, 8, 8, 8, 8, 4, 8, 6, 10, 30]
@@ -247,7 +247,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from heimdall.status import fleet_status
+    from heimdall.cli.status import fleet_status
 
     print(fleet_status(get_settings(), timeout_s=args.timeout))
     return 0
@@ -287,7 +287,7 @@ WEAK_FLOWER_PASSWORD = "heimdall"  # the default of earlier versions
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from heimdall.demo import run_demo
+    from heimdall.cli.demo import run_demo
 
     return run_demo(
         jobs=args.jobs,
@@ -299,7 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from heimdall.bench import run_bench
+    from heimdall.cli.bench import run_bench
 
     report = run_bench(
         jobs=args.jobs,

@@ -12,9 +12,9 @@ from collections import defaultdict
 import numpy as np
 import redis
 
+from heimdall.cli.console import format_table
 from heimdall.client.ab import clear_split, parse_weights, read_split, write_split
 from heimdall.config import Settings, get_settings
-from heimdall.console import format_table
 
 
 def add_parsers(sub) -> None:

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import redis
 
+from heimdall.cli.console import Progress, format_table
+from heimdall.cli.redis_server import PrivateRedis
 from heimdall.config import Settings
-from heimdall.console import Progress, format_table
-from heimdall.redis_server import PrivateRedis
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.workers.process import WorkerProcess
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from heimdall.cli.console import format_table
+from heimdall.cli.redis_server import PrivateRedis
 from heimdall.client import Producer
 from heimdall.config import Settings
-from heimdall.console import format_table
 from heimdall.dsp.iq import encode_iq
-from heimdall.redis_server import PrivateRedis
 from heimdall.schemas import IQJob, ReceiverCapture
 from heimdall.schemas.job import Clock, datetime_to_ns
 from heimdall.workers.process import WorkerProcess

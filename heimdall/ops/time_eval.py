@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.console import Progress, format_table
+from heimdall.cli.console import Progress, format_table
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
 from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
 from heimdall.geo.enu import LocalFrame

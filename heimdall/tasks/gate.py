@@ -41,6 +41,7 @@ from heimdall.tasks.transport import (
     RAW_HEADER,
     REFUSED_HEADER,
 )
+from heimdall.workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,8 @@ class GuardedConsumer(Consumer):
         )
         # A Redis error propagates: the message stays unacked and comes back with Redis.
         DeadLetterBox(books.redis, books.settings).record(letter)
+        if metrics.current() is not None:
+            metrics.current().dead_letters.labels(reason=refusal.reason).inc()
         if refusal.job_id:
             self._publish_refusal(refusal)
         if not message.acknowledged:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.console import Progress
+from heimdall.cli.console import Progress
 from heimdall.dsp.features import LOG_FLOOR, FeatureExtractor
 from heimdall.geo.ellipse import chi2_2dof_scale
 from heimdall.schemas.manifest import ModelManifest, Preprocessing

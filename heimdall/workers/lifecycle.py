@@ -3,7 +3,8 @@
 ``before_worker_boot`` (main process): verify every served model's manifest and sha256, share
 the node's serving state with the children to come (:mod:`heimdall.workers.reload`), and import
 the heavy numerics once so children start fast; no ONNX session exists yet.
-``after_worker_ready`` (main process): SIGHUP reloads models instead of re-executing the node.
+``after_worker_ready`` (main process): SIGHUP reloads models instead of re-executing the node;
+``/readyz`` starts asking the children.
 ``after_child_fork`` (each prefork child): create the ONNX sessions the node serves now, and
 watch for reloads. ``before_task_start`` / ``after_task_return``: a reload is applied between
 tasks; the finished job is counted in the metrics. ``before_child_exit``: drop the sessions.
@@ -27,6 +28,7 @@ from heimdall.inference.registry import install_registry, process_registry
 from heimdall.schemas.errors import ModelIntegrityError
 from heimdall.workers import logs, metrics
 from heimdall.workers.control import install_sighup_reload
+from heimdall.workers.endpoints import readiness
 from heimdall.workers.reload import (
     NodeModels,
     Serving,
@@ -82,8 +84,10 @@ def _advertise(settings: Settings) -> None:
 
 
 @signals.worker_ready.connect
-def after_worker_ready(**_: object) -> None:
+def after_worker_ready(sender: object = None, **_: object) -> None:
     install_sighup_reload()
+    if (checks := readiness()) is not None:
+        checks.consumer = sender  # /readyz: the consumer is up; now the children decide
 
 
 @signals.worker_process_init.connect
@@ -106,14 +110,18 @@ def after_child_fork(**_: object) -> None:
 def before_task_start(**_: object) -> None:
     if (child := child_models()) is not None:
         child.before_task()
+    if metrics.current() is not None:
+        metrics.current().in_progress.inc()
 
 
 @signals.task_postrun.connect
 def after_task_return(retval: object = None, **_: object) -> None:
     """Count the finished job (a duplicate that was ignored or retried returns no dict), then
     apply a reload that arrived while it ran."""
-    if isinstance(retval, dict) and metrics.current() is not None:
-        metrics.current().observe_result(retval)
+    if metrics.current() is not None:
+        metrics.current().in_progress.dec()
+        if isinstance(retval, dict):
+            metrics.current().observe_result(retval)
     if (child := child_models()) is not None:
         child.after_task()
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from heimdall.config import Settings
+from heimdall.workers.endpoints import serve_endpoints
 
 log = logging.getLogger(__name__)
 
 STAGES = ("queue", "fetch", "features", "inference", "total")
+ELLIPSE_BUCKETS_M = (100, 250, 500, 1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5)
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -28,7 +30,7 @@ class WorkerMetrics:
     """The metric families; created in the main process, observed in the children."""
 
     def __init__(self) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         self.stage_seconds = Histogram(
             "heimdall_job_stage_seconds",
@@ -52,6 +54,29 @@ class WorkerMetrics:
             "Reload commands a node answered, by result (ok: verified, refused: kept serving).",
             ["result"],
         )
+        for result in ("ok", "refused"):
+            self.model_reloads.labels(result=result)
+        self.ellipse_semi_major = Histogram(
+            "heimdall_ellipse_semi_major_meters",
+            "Semi-major axis of the ellipse of each ok result, meters.",
+            buckets=ELLIPSE_BUCKETS_M,
+        )
+        self.in_progress = Gauge(
+            "heimdall_jobs_in_progress",
+            "Jobs being computed now (all children of the node).",
+            multiprocess_mode="livesum",
+        )
+        self.worker_up = Gauge(
+            "heimdall_worker_up", "1 while the node's main process runs.", multiprocess_mode="max"
+        )
+        self.dead_letters = Counter(
+            "heimdall_dead_letters_total",
+            "Queue messages refused and kept as dead letters, by reason.",
+            ["reason"],
+        )
+        # labelled series exist from the start (at 0), so dashboards and alerts see them
+        for reason in ("too_large", "not_json", "not_envelope", "bad_task_id", "bad_headers"):
+            self.dead_letters.labels(reason=reason)
         self.session_loads = Counter(
             "heimdall_session_loads_total",
             "ONNX sessions created (one per served model per child).",
@@ -66,6 +91,9 @@ class WorkerMetrics:
             model=body.get("model_version") or "",
             method=body.get("method") or "",
         ).inc()
+        ellipse = body.get("ellipse") or {}
+        if body.get("status") == "ok" and ellipse.get("semi_major_m") is not None:
+            self.ellipse_semi_major.observe(ellipse["semi_major_m"])
         if body.get("cache") == "hit":
             self.cache_hits.inc()
         elif body.get("cache") == "miss":
@@ -100,7 +128,7 @@ def before_worker_boot(settings: Settings) -> None:
         log.info("metrics disabled (HEIMDALL_METRICS_PORT unset)")
         return
     directory = os.environ.get(MULTIPROC_ENV)
-    from prometheus_client import CollectorRegistry, start_http_server, values
+    from prometheus_client import CollectorRegistry, values
     from prometheus_client.multiprocess import MultiProcessCollector
 
     if directory is None or values.ValueClass.__name__ != "MmapedValue":
@@ -111,17 +139,52 @@ def before_worker_boot(settings: Settings) -> None:
         )
         return
     _metrics = WorkerMetrics()
+    _metrics.worker_up.set(1)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)
+    registry.register(QueueLengths(settings))
     try:
-        start_http_server(settings.metrics_port, addr=settings.metrics_address, registry=registry)
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_address, settings.metrics_port)
+        serve_endpoints(settings, registry)
+        log.info(
+            "metrics, /healthz and /readyz on http://%s:%d",
+            settings.metrics_address,
+            settings.metrics_port,
+        )
     except OSError as exc:  # e.g. a second node on this host: it still works, unexported
         log.warning(
             "metrics port %d unavailable (%s); this node's metrics are not served",
             settings.metrics_port,
             exc,
         )
+
+
+class QueueLengths:
+    """``heimdall_queue_length{queue}``: jobs waiting in each queue this node consumes, read
+    from Redis at scrape time (what an autoscaler such as KEDA's Redis list scaler watches)."""
+
+    def __init__(self, settings: Settings) -> None:
+        import redis
+
+        self.settings = settings
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "heimdall_queue_length",
+            "Jobs waiting in a queue (Redis list length).",
+            labels=["queue"],
+        )
+        try:
+            for queue in self.settings.worker_queues():
+                length = self.redis.llen(f"{self.settings.key_prefix}:{queue}")
+                family.add_metric([queue], float(length))
+        except Exception as exc:  # a scrape must not fail because Redis is away
+            log.warning("queue lengths unavailable: %s", exc)
+        yield family
 
 
 def after_child_exit(pid: int) -> None:

@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
+from heimdall.cli.redis_server import PrivateRedis
 from heimdall.client import Producer, ResultFeed
 from heimdall.config import Settings
-from heimdall.redis_server import PrivateRedis
 from heimdall.workers.process import WorkerProcess
 
 

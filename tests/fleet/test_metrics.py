@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
 import urllib.request
 import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from heimdall.redis_server import free_port
+from heimdall.cli.redis_server import free_port
 from heimdall.sim import ScenarioGenerator, SimConfig
 
 pytestmark = pytest.mark.slow
@@ -45,3 +52,62 @@ def test_worker_node_exports_job_metrics(fleet):
     assert samples[("heimdall_job_stage_seconds_count", (("stage", "total"),))] == 7
     assert samples[("heimdall_session_loads_total", ())] == 2  # two children, one model
     assert not any("job_id" in dict(labels) for _, labels in samples)
+
+
+DESIGN_13 = [
+    "heimdall_jobs_total", "heimdall_job_stage_seconds", "heimdall_cache_hits_total",
+    "heimdall_cache_misses_total", "heimdall_model_reloads_total", "heimdall_queue_length",
+    "heimdall_ellipse_semi_major_meters", "heimdall_dead_letters_total",
+    "heimdall_jobs_in_progress", "heimdall_worker_up",
+]  # fmt: skip
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_readyz_is_503_while_the_node_boots_then_200_and_every_metric_is_exported(fleet):
+    fleet.stop()  # this node alone serves the job below
+    fleet.workers.clear()
+    port = free_port()
+    env = {**os.environ, **fleet.env, "HEIMDALL_METRICS_PORT": str(port)}
+    node = subprocess.Popen(
+        [sys.executable, "-m", "heimdall.cli", "worker", "--concurrency", "2"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        seen: list[int] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not seen or seen[-1] != 200):
+            with contextlib.suppress(urllib.error.URLError, ConnectionError):  # not listening yet
+                seen.append(_get(port, "/readyz")[0])
+            time.sleep(0.02)
+        assert seen[0] == 503 and seen[-1] == 200, seen[:5]
+        assert _get(port, "/healthz") == (200, b"ok\n")
+        ready = json.loads(_get(port, "/readyz")[1])
+        assert ready["children"] == ready["children_on_current_models"] == 2
+        gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=310)
+        for h in fleet.producer.submit_many([gen.next().to_job(job_id=str(uuid.uuid4()))]):
+            h.result(60)
+        names = {family.name for family in _families(port)}
+        missing = [n for n in DESIGN_13 if n.removesuffix("_total") not in names]
+        assert not missing, missing
+        samples = _samples(port)
+        assert samples[("heimdall_worker_up", ())] == 1
+        assert samples[("heimdall_model_reloads_total", (("result", "refused"),))] == 0
+        assert samples[("heimdall_jobs_in_progress", ())] == 0
+        assert samples[("heimdall_ellipse_semi_major_meters_count", ())] >= 1
+        queue = fleet.settings.queue("interactive")
+        assert samples[("heimdall_queue_length", (("queue", queue),))] == 0
+    finally:
+        node.terminate()
+        node.wait(60)
+
+
+def _families(port: int):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return list(text_string_to_metric_families(text))

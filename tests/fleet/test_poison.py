@@ -13,9 +13,9 @@ import uuid
 import pytest
 from celery import Celery
 
+from heimdall.cli.status import fleet_status
 from heimdall.ops.chaos import raw_message
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.status import fleet_status
 
 pytestmark = pytest.mark.slow
 

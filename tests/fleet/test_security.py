@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from heimdall.redis_server import PrivateRedis
+from heimdall.cli.redis_server import PrivateRedis
 
 SECRET = "wrong-but-secret-7f3a"
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from heimdall.baseline.power import read_power
 from heimdall.baseline.rss import localize_rss
-from heimdall.console import Progress, format_table
+from heimdall.cli.console import Progress, format_table
 from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
 from heimdall.inference.localizer import Localizer
 from heimdall.inference.model import MANIFEST_FILE

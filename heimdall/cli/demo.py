@@ -14,11 +14,11 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
+from heimdall.cli.console import Progress, format_table
+from heimdall.cli.redis_server import PrivateRedis, reachable
+from heimdall.cli.report import RESULT_HEADERS, error_m, inside_ellipse, result_row
 from heimdall.client import Producer, ResultFeed
 from heimdall.config import get_settings, redacted_url
-from heimdall.console import Progress, format_table
-from heimdall.redis_server import PrivateRedis, reachable
-from heimdall.report import RESULT_HEADERS, error_m, inside_ellipse, result_row
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.workers.process import WorkerProcess
 

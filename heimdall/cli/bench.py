@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from heimdall.cli.console import Progress, format_table
+from heimdall.cli.redis_server import PrivateRedis, reachable
 from heimdall.client import Producer, ResultFeed
 from heimdall.config import Settings, get_settings, redacted_url
-from heimdall.console import Progress, format_table
 from heimdall.inference.localizer import Localizer
-from heimdall.redis_server import PrivateRedis, reachable
 from heimdall.schemas.job import IQJob
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.workers.process import WorkerProcess
@@ -332,7 +332,7 @@ def tdoa_jobs(repeats: int) -> dict[str, list[tuple[IQJob, tuple[float, float]]]
 
 def tdoa_cost(model_dir: Path, repeats: int = 3) -> dict:
     """In-process TDoA jobs (NFM, GNSS-timed): median time and error per case."""
-    from heimdall.report import error_m
+    from heimdall.cli.report import error_m
 
     localizer = Localizer(model_dir)
     rows = {}
