@@ -10,6 +10,7 @@ import redis
 from heimdall.cli.console import format_table
 from heimdall.config import Settings
 from heimdall.config.celery import celery_app
+from heimdall.tasks.queues import queue_lengths
 
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
@@ -36,9 +37,11 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
                 ",".join(q["name"] for q in queues.get(node, [])),
             ]
         )
-    queue_rows = []
-    for name in settings.worker_queues() + _extra_queues(client, settings):
-        queue_rows.append([name, int(client.llen(f"{settings.key_prefix}:{name}"))])
+    served = [m.decode() for m in client.zrange(settings.served_models_key, 0, -1)]
+    names = [*settings.worker_queues(), *settings.worker_queues(served or None)]
+    if settings.broker.startswith(("redis://", "rediss://")):
+        names += _extra_queues(client, settings)
+    queue_rows = [list(row) for row in queue_lengths(settings, list(dict.fromkeys(names))).items()]
     loads = {k.decode(): int(v) for k, v in client.hgetall(settings.session_loads_key).items()}
     serving = _serving_rows(client, settings, set(stats))
     parts = [

@@ -63,10 +63,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker.startswith(("redis://", "rediss://")):
         config["broker_transport"] = "heimdall.tasks.transport:ScreeningRedisTransport"
+    elif settings.broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+        # RabbitMQ: replicated quorum queues, declared durable on first use by producers and
+        # workers alike; Celery turns off global QoS for them (worker_detect_quorum_queues).
+        config["task_create_missing_queue_type"] = "quorum"
+        config["broker_transport_options"] = {"confirm_publish": True}
+        config["task_default_exchange_type"] = "topic"  # native delayed delivery (retries)
     return config
 
 
 TASK_NAME = "heimdall.localize"
+
+
+def queue_options(settings: Settings) -> dict[str, Any]:
+    """Arguments a queue added at run time needs to match how producers declare it."""
+    if settings.broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return {"queue_arguments": {"x-queue-type": "quorum"}}
+    return {}
 
 
 def celery_app(settings: Settings, name: str = "heimdall", imports: tuple[str, ...] = ()):

@@ -17,6 +17,7 @@ from celery import platforms
 from celery.worker.control import control_command
 
 from heimdall.config import get_settings
+from heimdall.config.celery import queue_options
 from heimdall.workers import metrics
 from heimdall.workers.reload import node_models
 
@@ -53,8 +54,9 @@ def reload_node(version: str | None, consumer: Any = None) -> dict:
     except redis.RedisError as exc:  # the periodic announcement catches up
         log.warning("could not announce the reloaded version: %s", exc)
     if consumer is not None:
+        options = queue_options(settings)
         for queue in settings.worker_queues([reply["version"]]):
-            consumer.call_soon(consumer.add_task_queue, queue)
+            consumer.call_soon(consumer.add_task_queue, queue, None, None, None, **options)
         reply["children"] = int(getattr(consumer.pool, "num_processes", 0) or 0)
     return reply
 

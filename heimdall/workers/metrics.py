@@ -160,29 +160,23 @@ def before_worker_boot(settings: Settings) -> None:
 
 class QueueLengths:
     """``heimdall_queue_length{queue}``: jobs waiting in each queue this node consumes, read
-    from Redis at scrape time (what an autoscaler such as KEDA's Redis list scaler watches)."""
+    from the broker at scrape time (what an autoscaler such as KEDA watches)."""
 
     def __init__(self, settings: Settings) -> None:
-        import redis
-
         self.settings = settings
-        self.redis = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-        )
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
+        from heimdall.tasks.queues import queue_lengths
+
         family = GaugeMetricFamily(
-            "heimdall_queue_length",
-            "Jobs waiting in a queue (Redis list length).",
-            labels=["queue"],
+            "heimdall_queue_length", "Jobs waiting in a queue (broker count).", labels=["queue"]
         )
         try:
-            for queue in self.settings.worker_queues():
-                length = self.redis.llen(f"{self.settings.key_prefix}:{queue}")
+            for queue, length in queue_lengths(self.settings).items():
                 family.add_metric([queue], float(length))
-        except Exception as exc:  # a scrape must not fail because Redis is away
+        except Exception as exc:  # a scrape must not fail because the broker is away
             log.warning("queue lengths unavailable: %s", exc)
         yield family
 

@@ -1,10 +1,15 @@
 """Real services: a private redis-server and real ``heimdall worker`` (Celery prefork) nodes.
 
 Each test module gets its own key prefix, so queues, blobs, results and streams never mix.
+With ``HEIMDALL_TEST_BROKER_URL`` (e.g. ``amqp://guest:guest@127.0.0.1:5672//``) the fleets
+use that broker for their queues (Redis still holds blobs, results, the stream and pub/sub);
+tests of the Redis broker's own behaviour are marked ``redis_broker`` and skipped then.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 
@@ -14,6 +19,16 @@ from heimdall.cli.redis_server import PrivateRedis
 from heimdall.client import Producer, ResultFeed
 from heimdall.config import Settings
 from heimdall.workers.process import WorkerProcess
+
+BROKER_URL = os.environ.get("HEIMDALL_TEST_BROKER_URL")  # None: the Redis of each fleet
+
+
+def pytest_collection_modifyitems(config, items):
+    if BROKER_URL and not BROKER_URL.startswith(("redis://", "rediss://")):
+        skip = pytest.mark.skip(reason=f"tests the Redis broker; broker is {BROKER_URL[:8]}…")
+        for item in items:
+            if "redis_broker" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +43,9 @@ class Fleet:
     def __init__(self, redis_url: str, log_dir) -> None:
         prefix = f"t{uuid.uuid4().hex[:8]}"
         self.env = {"HEIMDALL_REDIS_URL": redis_url, "HEIMDALL_KEY_PREFIX": prefix}
-        self.settings = Settings(redis_url=redis_url, key_prefix=prefix)
+        if BROKER_URL:
+            self.env["HEIMDALL_BROKER_URL"] = BROKER_URL
+        self.settings = Settings(redis_url=redis_url, key_prefix=prefix, broker_url=BROKER_URL)
         self.producer = Producer(self.settings)
         self.feed = ResultFeed(self.settings)
         self.redis = self.producer.redis
@@ -67,12 +84,25 @@ class Fleet:
         for w in self.workers:
             w.stop()
 
+    def drop_broker_queues(self) -> None:
+        """On a shared RabbitMQ, delete this fleet's queues (on Redis they die with the server)."""
+        if not BROKER_URL or BROKER_URL.startswith(("redis://", "rediss://")):
+            return
+        from kombu import Connection
+
+        names = self.settings.worker_queues(["v1", "v1b", "v2", "v3"])
+        with Connection(BROKER_URL) as connection:
+            for name in names:
+                with contextlib.suppress(Exception):  # never declared by this fleet
+                    connection.channel().queue_delete(name)
+
 
 @pytest.fixture(scope="module")
 def fleet(redis_server, tmp_path_factory):
     f = Fleet(redis_server.url, tmp_path_factory.mktemp("fleet"))
     yield f
     f.stop()
+    f.drop_broker_queues()
 
 
 @pytest.fixture(scope="module")

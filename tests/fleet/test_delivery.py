@@ -148,6 +148,7 @@ def test_node_that_cannot_go_on_exits_non_zero(fleet, tmp_path, model_dir):
     assert "sha256" in (done.stdout + done.stderr)
 
 
+@pytest.mark.redis_broker
 def test_expired_message_gets_a_failed_result(fleet1):
     """Celery drops a message past its `expires` header; the job still gets its answer."""
     from heimdall.ops.chaos import raw_message
@@ -163,6 +164,7 @@ def test_expired_message_gets_a_failed_result(fleet1):
     assert entries[0].error.code == "timeout" and "expired" in entries[0].error.message
 
 
+@pytest.mark.redis_broker
 def test_no_iq_reaches_the_worker_log(fleet1, tmp_path):
     """A failing inline job's base64 IQ never appears in the node's log."""
     f = fleet1

@@ -208,6 +208,7 @@ def test_results_are_accurate(serving_fleet):
         assert r.position.lat == pytest.approx(expected.position.lat, abs=1e-9)
 
 
+@pytest.mark.redis_broker
 def test_plain_lpush_of_the_documented_message(serving_fleet):
     """The README's raw message: a producer with only a Redis client (no Celery) enqueues."""
     f = serving_fleet

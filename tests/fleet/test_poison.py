@@ -17,7 +17,7 @@ from heimdall.cli.status import fleet_status
 from heimdall.ops.chaos import raw_message
 from heimdall.sim import ScenarioGenerator, SimConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis_broker]  # raw messages into Redis lists
 
 DEEP = json.loads("[" * 900 + "]" * 900)
 
