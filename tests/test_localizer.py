@@ -32,11 +32,14 @@ def test_ok_result_is_complete_and_consistent(localizer, job, scenario):
     axes = ellipse_from_covariance(cov, job.confidence)
     assert result.ellipse.semi_major_m == pytest.approx(axes.semi_major_m)
     assert result.ellipse.orientation_deg == pytest.approx(axes.orientation_deg)
-    point, polygon = result.geojson["features"]
+    point, polygon, *receivers = result.geojson["features"]
     assert point["geometry"]["coordinates"] == pytest.approx(
         [result.position.lon, result.position.lat], abs=1e-7
     )
     assert len(polygon["geometry"]["coordinates"][0]) == 65
+    assert [(f["properties"]["receiver_id"], f["geometry"]["coordinates"]) for f in receivers] == [
+        (r.receiver_id, pytest.approx([r.lon, r.lat], abs=1e-7)) for r in job.receivers
+    ]
     t = result.timings_ms
     assert t.features > 0 and t.inference > 0 and t.total >= t.features + t.inference
     e, n, _ = LocalFrame(scenario.true_lat, scenario.true_lon).to_enu(

@@ -405,11 +405,13 @@ JSON_HELP = "print one heimdall.result/1 JSON object per line instead of a table
 
 def build_parser() -> argparse.ArgumentParser:
     from heimdall.cli import ingest, lifecycle
+    from heimdall.cli import map as map_page
 
     parser = argparse.ArgumentParser(prog="heimdall", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ingest.add_parser(sub)
     lifecycle.add_parsers(sub)
+    map_page.add_parser(sub)
 
     p = sub.add_parser("train", help="simulate, train, calibrate and export a model (needs torch)")
     p.add_argument("--version", default="v1")

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     metrics_address: str = "0.0.0.0"
     metrics_dir: Path | None = Field(None, description="default: a fresh temp dir per node")
 
+    # `heimdall map`: Leaflet from its npm package (scripts/bootstrap puts it there)
+    map_assets_dir: Path = REPO_MODELS_DIR.parent / ".web"
+    map_tiles_url: str | None = Field(
+        None,
+        description="base tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; "
+        "none: the map draws on a blank background (offline)",
+    )
+    map_port: int = 8088
+
     # Flower
     flower_port: int = 5555
     flower_user: str = "heimdall"

@@ -1,4 +1,5 @@
-"""GeoJSON FeatureCollection of an estimate: a Point and its uncertainty-ellipse Polygon."""
+"""GeoJSON FeatureCollection of an estimate: a Point, its uncertainty-ellipse Polygon, then one
+Point per receiver of the job (``kind: "receiver"``, whether the estimate ``used`` it)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,14 @@ def ellipse_ring(lat_deg: float, lon_deg: float, axes: EllipseAxes, n_vertices: 
 
 
 def estimate_feature_collection(
-    lat_deg: float, lon_deg: float, axes: EllipseAxes, properties: dict[str, Any] | None = None
+    lat_deg: float,
+    lon_deg: float,
+    axes: EllipseAxes,
+    properties: dict[str, Any] | None = None,
+    receivers: list[tuple[str, float, float, bool]] | None = None,
 ) -> dict[str, Any]:
-    """A FeatureCollection with the estimate as a Point and the ellipse as a Polygon."""
+    """A FeatureCollection: the estimate (Point), the ellipse (Polygon), and ``receivers`` as
+    ``(receiver_id, lat, lon, used)`` Points after them."""
     common = dict(properties or {})
     point = {
         "type": "Feature",
@@ -47,4 +53,15 @@ def estimate_feature_collection(
             "orientation_deg": axes.orientation_deg,
         },
     }
-    return {"type": "FeatureCollection", "features": [point, polygon]}
+    stations = [
+        {
+            "type": "Feature",
+            "geometry": {
+                "type": "Point",
+                "coordinates": [round(lon, COORD_DECIMALS), round(lat, COORD_DECIMALS)],
+            },
+            "properties": {"kind": "receiver", "receiver_id": rid, "used": used},
+        }
+        for rid, lat, lon, used in receivers or []
+    ]
+    return {"type": "FeatureCollection", "features": [point, polygon, *stations]}

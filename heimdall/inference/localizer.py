@@ -245,6 +245,7 @@ class Localizer:
     ) -> Result:
         """An ``ok`` result: position, covariance (east/north m²), ellipse and GeoJSON."""
         axes = ellipse_from_covariance(cov, job.confidence)
+        stations = [(r.receiver_id, r.lat, r.lon, r.receiver_id in used) for r in job.receivers]
         return Result(
             job_id=job.job_id,
             status="ok",
@@ -258,7 +259,7 @@ class Localizer:
                 semi_minor_m=axes.semi_minor_m,
                 orientation_deg=axes.orientation_deg,
             ),
-            geojson=estimate_feature_collection(lat, lon, axes, properties),
+            geojson=estimate_feature_collection(lat, lon, axes, properties, stations),
             receivers_used=used,
             timings_ms=timings,
             worker=self.worker_name,

@@ -25,7 +25,8 @@ BROKER_URL = os.environ.get("HEIMDALL_TEST_BROKER_URL")  # None: the Redis of ea
 
 def pytest_collection_modifyitems(config, items):
     if BROKER_URL and not BROKER_URL.startswith(("redis://", "rediss://")):
-        skip = pytest.mark.skip(reason=f"tests the Redis broker; broker is {BROKER_URL[:8]}…")
+        scheme = BROKER_URL.split(":")[0]
+        skip = pytest.mark.skip(reason=f"tests the Redis broker; the broker is {scheme}")
         for item in items:
             if "redis_broker" in item.keywords:
                 item.add_marker(skip)
