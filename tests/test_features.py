@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from heimdall.dsp.features import FeatureExtractor, num_frames, periodic_hann
+from heimdall.dsp.features import FeatureExtractor, mel_filterbank, num_frames, periodic_hann
 
 FS, N_FFT, HOP, N_MELS = 50_000.0, 512, 128, 32
 
@@ -103,3 +103,19 @@ def test_normalization_uses_fixed_scalars_not_sample_statistics(fx):
     peak = np.unravel_index(np.argmax(z_quiet), z_quiet.shape)
     assert z_loud[peak] - z_quiet[peak] == pytest.approx(2.0, abs=1e-3)
     np.testing.assert_allclose(fx.dbfs(x), z_quiet * 10.0 - 80.0, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "sample_rate_hz, n_fft, n_mels",
+    [(50_000.0, 512, 64), (48_000.0, 1024, 128), (12_000.0, 256, 40)],
+)
+def test_mel_filterbank_equals_librosa(sample_rate_hz, n_fft, n_mels):
+    """Serving computes the filters without librosa (no numba compile in a fresh child); they
+    must be librosa's, which stays the reference."""
+    reference = librosa.filters.mel(
+        sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sample_rate_hz / 2.0,
+        htk=False, norm=None,
+    )  # fmt: skip
+    ours = mel_filterbank(sample_rate_hz, n_fft, n_mels)
+    assert ours.dtype == np.float32 and ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, rtol=1e-6, atol=1e-7)

@@ -20,18 +20,43 @@ def periodic_hann(n: int) -> np.ndarray:
 
 
 def mel_filterbank(sample_rate_hz: float, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney mel filters, unnormalized, 0 … fs/2: shape ``[n_mels, n_fft // 2 + 1]``."""
-    import librosa  # heavy import, only needed once per extractor
+    """Slaney mel filters, unnormalized, 0 … fs/2: shape ``[n_mels, n_fft // 2 + 1]``.
 
-    return librosa.filters.mel(
-        sr=sample_rate_hz,
-        n_fft=n_fft,
-        n_mels=n_mels,
-        fmin=0.0,
-        fmax=sample_rate_hz / 2.0,
-        htk=False,
-        norm=None,
-    ).astype(np.float32)
+    The filters of ``librosa.filters.mel(sr, n_fft, n_mels, fmin=0, fmax=sr/2, htk=False,
+    norm=None)``, computed here with numpy (``tests/test_features.py`` checks them against
+    librosa): librosa's first call compiles numba functions, seconds of a fresh worker child's
+    time before its first job, so it stays off the serving path."""
+    edges_hz = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate_hz / 2.0), n_mels + 2))
+    fft_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate_hz)
+    widths = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    weights = np.zeros((n_mels, n_fft // 2 + 1), np.float32)
+    for i in range(n_mels):
+        rising = -ramps[i] / widths[i]
+        falling = ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0.0, np.minimum(rising, falling))
+    return weights
+
+
+# Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above
+_MEL_LINEAR_HZ = 200.0 / 3.0
+_MEL_BREAK_HZ = 1000.0
+_MEL_BREAK = _MEL_BREAK_HZ / _MEL_LINEAR_HZ
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: float) -> float:
+    if hz < _MEL_BREAK_HZ:
+        return hz / _MEL_LINEAR_HZ
+    return _MEL_BREAK + float(np.log(hz / _MEL_BREAK_HZ)) / _MEL_LOG_STEP
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return np.where(
+        mel < _MEL_BREAK,
+        _MEL_LINEAR_HZ * mel,
+        _MEL_BREAK_HZ * np.exp(_MEL_LOG_STEP * (mel - _MEL_BREAK)),
+    )
 
 
 def num_frames(num_samples: int, n_fft: int, hop: int) -> int:

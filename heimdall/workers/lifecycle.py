@@ -60,8 +60,7 @@ def before_worker_boot(sender: object = None, **_: object) -> None:
     install_node_models(NodeModels(serving, str(getattr(sender, "hostname", "local"))))
     _advertise(settings)
     metrics.before_worker_boot(settings)
-    import librosa.filters  # noqa: F401  -- pay the import once, before the fork
-    import onnxruntime  # noqa: F401
+    import onnxruntime  # noqa: F401  -- pay the import once, before the fork
 
 
 def _advertise(settings: Settings) -> None:
