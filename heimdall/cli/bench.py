@@ -76,6 +76,42 @@ def _run_one(index: int) -> dict:
     return {"status": r.status, **r.timings_ms.model_dump()}
 
 
+def feature_cost(job: IQJob, model_dir: Path, repeats: int = 200) -> dict:
+    """Median ms per standard job of the features (all receivers) and of the bare FFTs of the
+    same frames (complex64 in, ``scipy.fft``, one thread): the limit features can approach."""
+    import scipy.fft
+
+    from heimdall.dsp.iq import decode_iq
+
+    localizer = Localizer(model_dir)
+    pre, extractor = localizer.manifest.preprocessing, localizer.extractor
+    captures = [
+        decode_iq(r.inline_bytes(), r.datatype, r.num_samples).astype(np.complex64)
+        for r in job.receivers
+    ]
+    frames = [np.ascontiguousarray(extractor._frames(x)) for x in captures]
+
+    def features() -> None:
+        for x in captures:
+            extractor.capture_features(x, pre.mean_db, pre.std_db)
+
+    def bare_ffts() -> None:
+        for f in frames:
+            scipy.fft.fft(f, axis=-1, workers=1)
+
+    out = {}
+    for name, run in (("features", features), ("bare_fft", bare_ffts)):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - started) * 1e3)
+        out[f"{name}_ms"] = statistics.median(times)
+    out["ratio"] = out["features_ms"] / out["bare_fft_ms"]
+    out["frames"] = sum(len(f) for f in frames)
+    return out
+
+
 def compute_limit(jobs: list[IQJob], processes: int, model_dir: Path) -> dict:
     """Jobs/s of in-process Localizers on ``processes`` processes (fork, no Redis)."""
     global _pool_jobs
@@ -156,12 +192,14 @@ def fleet(
     ``with_tdoa``) the TDoA cases one by one."""
     env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
     producer = Producer(settings)
+    warm = standard_jobs(4 * processes, seed=1)
+    node_started = time.time()
     with WorkerProcess(settings, processes, env, log_path=log_dir / "worker.log"):
         clock = ResultClock(ResultFeed(settings))
         try:
-            warm = standard_jobs(4 * processes, seed=1)
             producer.submit_many(warm)
             clock.wait_for({j.job_id for j in warm}, 120, "warm-up")
+            cold_start_s = min(clock.received[j.job_id][0] for j in warm) - node_started
 
             started = time.time()
             handles = producer.submit_many(jobs)
@@ -195,6 +233,7 @@ def fleet(
             clock.close()
     report = {
         "processes": processes,
+        "cold_start_s": cold_start_s,
         "saturated": saturated,
         "audit": audit,
         "half_load": {**open_loop, "stage_ms_median": stages},
@@ -373,6 +412,7 @@ def run_bench(
     }
     print(f"compute limit: {processes} in-process Localizers", flush=True)
     report["compute_limit"] = compute_limit(standard, processes, model_dir)
+    report["features"] = feature_cost(standard[0], model_dir)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="heimdall-bench-") as tmp:
         url = base.redis_url
         if not (use_configured_redis and reachable(url)):
@@ -444,6 +484,14 @@ def bench_tables(report: dict) -> str:
         )
     ]
     parts.append(f"fleet / compute limit = {report['fleet_to_compute_ratio']:.3f}")
+    if "features" in report:
+        feat = report["features"]
+        parts.append(
+            f"features {feat['features_ms']:.2f} ms / bare FFTs of the same {feat['frames']} "
+            f"frames {feat['bare_fft_ms']:.2f} ms = {feat['ratio']:.2f} (per standard job)"
+        )
+    if "cold_start_s" in f:
+        parts.append(f"cold start (node process start → first result) = {f['cold_start_s']:.2f} s")
     parts.append(
         format_table(["audit (saturated run)", "count"], [[k, v] for k, v in f["audit"].items()])
     )

@@ -59,6 +59,19 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     )
 
 
+def mirrored_mel_matrix(mel: np.ndarray, n_fft: int) -> np.ndarray:
+    """``[n_fft, 2·n_mels]`` such that two-sided power ``[K, n_fft]`` times it is the mirrored
+    mel power: columns ``n_mels − 1 … 0`` are the filters on the negative frequencies (bin −k
+    is FFT index ``(−k) mod n_fft``), columns ``n_mels …`` the filters on the positive ones;
+    DC and Nyquist count on both sides."""
+    n_mels, bins = mel.shape
+    matrix = np.zeros((n_fft, 2 * n_mels), np.float32)
+    matrix[:bins, n_mels:] = mel.T
+    negative = (-np.arange(bins)) % n_fft
+    matrix[negative, :n_mels] = mel.T[:, ::-1]
+    return matrix
+
+
 def num_frames(num_samples: int, n_fft: int, hop: int) -> int:
     """STFT frames without padding: ``1 + (N − n_fft) // hop``."""
     return 1 + (num_samples - n_fft) // hop
@@ -79,14 +92,13 @@ class FeatureExtractor:
     n_mels: int
     window: np.ndarray = field(init=False, repr=False)
     mel: np.ndarray = field(init=False, repr=False)
-    _neg_bins: np.ndarray = field(init=False, repr=False)
+    _mirrored: np.ndarray = field(init=False, repr=False)  # [n_fft, 2·n_mels]
     _power_scale: np.float32 = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.window = periodic_hann(self.n_fft)
         self.mel = mel_filterbank(self.sample_rate_hz, self.n_fft, self.n_mels)
-        half = self.n_fft // 2
-        self._neg_bins = (-np.arange(half + 1)) % self.n_fft
+        self._mirrored = mirrored_mel_matrix(self.mel, self.n_fft)
         self._power_scale = np.float32(1.0 / float(self.window.sum()) ** 2)
 
     def power(self, iq: np.ndarray) -> np.ndarray:
@@ -150,8 +162,6 @@ class FeatureExtractor:
         return power
 
     def _mirrored_mel(self, power: np.ndarray) -> np.ndarray:
-        """Mel power ``[K, 2·n_mels]`` of frame powers ``[K, n_fft]``, from −fs/2 to +fs/2."""
-        half = self.n_fft // 2
-        positive = power[:, : half + 1] @ self.mel.T
-        negative = power[:, self._neg_bins] @ self.mel.T
-        return np.concatenate([negative[:, ::-1], positive], axis=-1)
+        """Mel power ``[K, 2·n_mels]`` of frame powers ``[K, n_fft]``, from −fs/2 to +fs/2:
+        one product with the mirrored filter matrix (no gather of the negative bins)."""
+        return power @ self._mirrored
