@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import threading
@@ -187,27 +188,35 @@ def fleet(
     log_dir: Path,
     timeout_s: float = 600.0,
     with_tdoa: bool = True,
+    redis_pid: int | None = None,
 ) -> dict:
-    """Saturated throughput, then open-loop latency at ``rate_fraction`` of it, then (with
-    ``with_tdoa``) the TDoA cases one by one."""
+    """Saturated throughput (with the CPU time each process spent per job), then open-loop
+    latency at ``rate_fraction`` of it, then (with ``with_tdoa``) the TDoA cases one by one."""
     env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
     producer = Producer(settings)
     warm = standard_jobs(4 * processes, seed=1)
     node_started = time.time()
-    with WorkerProcess(settings, processes, env, log_path=log_dir / "worker.log"):
+    with WorkerProcess(settings, processes, env, log_path=log_dir / "worker.log") as node:
         clock = ResultClock(ResultFeed(settings))
         try:
             producer.submit_many(warm)
             clock.wait_for({j.job_id for j in warm}, 120, "warm-up")
             cold_start_s = min(clock.received[j.job_id][0] for j in warm) - node_started
 
+            processes_cpu = _cpu_processes(node.process.pid, redis_pid)
+            cpu_before = {name: _cpu_s(pids) for name, pids in processes_cpu.items()}
             started = time.time()
             handles = producer.submit_many(jobs)
             submitted_s = time.time() - started
             ids = {h.job_id for h in handles}
             clock.wait_for(ids, timeout_s, "saturated")
             finished = max(t for j, (t, _) in clock.received.items() if j in ids)
+            cpu_ms_per_job = {
+                name: (_cpu_s(pids) - cpu_before[name]) * 1e3 / len(jobs)
+                for name, pids in processes_cpu.items()
+            }
             saturated = {
+                "cpu_ms_per_job": cpu_ms_per_job,
                 "jobs": len(jobs),
                 "results": len(ids & clock.received.keys()),
                 "seconds": finished - started,
@@ -241,6 +250,34 @@ def fleet(
     if tdoa is not None:
         report["tdoa"] = tdoa
     return report
+
+
+def _cpu_processes(node_pid: int, redis_pid: int | None) -> dict[str, list[int]]:
+    """The processes whose CPU time the bench reports, by role."""
+    children = [
+        int(p) for p in Path(f"/proc/{node_pid}/task/{node_pid}/children").read_text().split()
+    ]
+    roles = {
+        "producer + result reader (bench process)": [os.getpid()],
+        "worker main process": [node_pid],
+        "worker children": children,
+    }
+    if redis_pid is not None:
+        roles["redis-server"] = [redis_pid]
+    return roles
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (``/proc/PID/stat``; gone pids count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def _tdoa_through_fleet(producer: Producer, clock: ResultClock, timeout_s: float) -> dict:
@@ -414,9 +451,10 @@ def run_bench(
     report["compute_limit"] = compute_limit(standard, processes, model_dir)
     report["features"] = feature_cost(standard[0], model_dir)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="heimdall-bench-") as tmp:
-        url = base.redis_url
+        url, redis_pid = base.redis_url, None
         if not (use_configured_redis and reachable(url)):
-            url = stack.enter_context(PrivateRedis()).url
+            server = stack.enter_context(PrivateRedis())
+            url, redis_pid = server.url, server.process.pid
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         settings = base.model_copy(update={"redis_url": url, "key_prefix": prefix})
         print(
@@ -430,6 +468,7 @@ def run_bench(
             rate_fraction,
             Path(tmp),
             with_tdoa=with_tdoa,
+            redis_pid=redis_pid,
         )
     report["fleet_to_compute_ratio"] = (
         report["fleet"]["saturated"]["jobs_per_s"] / report["compute_limit"]["jobs_per_s"]
@@ -495,6 +534,10 @@ def bench_tables(report: dict) -> str:
     parts.append(
         format_table(["audit (saturated run)", "count"], [[k, v] for k, v in f["audit"].items()])
     )
+    cpu = sat.get("cpu_ms_per_job")
+    if cpu:
+        rows = [[k, f"{v:.2f}"] for k, v in cpu.items()] + [["all", f"{sum(cpu.values()):.2f}"]]
+        parts.append(format_table(["CPU time per job, saturated run", "ms"], rows))
     stage = half["stage_ms_median"]
     parts.append(
         format_table(
