@@ -203,7 +203,7 @@ def fleet(
             clock.wait_for({j.job_id for j in warm}, 120, "warm-up")
             cold_start_s = min(clock.received[j.job_id][0] for j in warm) - node_started
 
-            processes_cpu = _cpu_processes(node.process.pid, redis_pid)
+            processes_cpu = _cpu_processes(node, redis_pid)
             cpu_before = {name: _cpu_s(pids) for name, pids in processes_cpu.items()}
             started = time.time()
             handles = producer.submit_many(jobs)
@@ -252,15 +252,12 @@ def fleet(
     return report
 
 
-def _cpu_processes(node_pid: int, redis_pid: int | None) -> dict[str, list[int]]:
+def _cpu_processes(node: WorkerProcess, redis_pid: int | None) -> dict[str, list[int]]:
     """The processes whose CPU time the bench reports, by role."""
-    children = [
-        int(p) for p in Path(f"/proc/{node_pid}/task/{node_pid}/children").read_text().split()
-    ]
     roles = {
         "producer + result reader (bench process)": [os.getpid()],
-        "worker main process": [node_pid],
-        "worker children": children,
+        "worker main process": [node.process.pid],
+        "worker children": node.child_pids(),
     }
     if redis_pid is not None:
         roles["redis-server"] = [redis_pid]

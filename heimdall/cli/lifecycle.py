@@ -14,7 +14,9 @@ import redis
 
 from heimdall.cli.console import format_table
 from heimdall.client.ab import clear_split, parse_weights, read_split, write_split
+from heimdall.client.producer import served_versions
 from heimdall.config import Settings, get_settings
+from heimdall.schemas.result import Result
 
 
 def add_parsers(sub) -> None:
@@ -53,11 +55,6 @@ def _client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url)
 
 
-def _served(client: redis.Redis, settings: Settings) -> set[str]:
-    since = time.time() - 3 * settings.advertise_interval_s
-    return {m.decode() for m in client.zrangebyscore(settings.served_models_key, since, "+inf")}
-
-
 def cmd_ab_set(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
@@ -69,7 +66,7 @@ def cmd_ab_set(args: argparse.Namespace) -> int:
         print("heimdall ab set: --shadow must be between 0 and 1", file=sys.stderr)
         return 2
     client = _client(settings)
-    unserved = sorted(set(weights) - _served(client, settings))
+    unserved = sorted(set(weights) - served_versions(client, settings))
     if unserved and not args.force:
         print(
             f"heimdall ab set: no worker node serves {', '.join(unserved)} "
@@ -85,7 +82,7 @@ def cmd_ab_show(args: argparse.Namespace) -> int:
     settings = get_settings()
     client = _client(settings)
     split = read_split(client, settings)
-    served = _served(client, settings)
+    served = served_versions(client, settings)
     total = sum(split.weights.values()) or 1.0
     rows = [
         [v, f"{w:g}", f"{w / total:.1%}", "yes" if v in served else "NO"]
@@ -105,35 +102,30 @@ def cmd_ab_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_ab_report(args: argparse.Namespace) -> int:
+    from heimdall.client import ResultFeed
+
     settings = get_settings()
-    client = _client(settings)
-    arms: dict[str, list[dict]] = defaultdict(list)
-    for _, fields in client.xrevrange(settings.results_stream, count=args.last):
-        if b"result" not in fields:
-            continue
-        body = json.loads(fields[b"result"])
-        if body.get("ab_arm"):
-            arms[body["ab_arm"]].append(body)
+    arms: dict[str, list[Result]] = defaultdict(list)
+    for _, result in ResultFeed(settings).latest(args.last):
+        if result.ab_arm:
+            arms[result.ab_arm].append(result)
     print(arm_table(arms) if arms else "no A/B results on the stream")
-    shadows = client.xrevrange(settings.ab_shadow_key, count=args.last)
+    shadows = _client(settings).xrevrange(settings.ab_shadow_key, count=args.last)
     if shadows:
         print()
         print(shadow_table([{k.decode(): v.decode() for k, v in f.items()} for _, f in shadows]))
     return 0
 
 
-def arm_table(arms: dict[str, list[dict]]) -> str:
+def arm_table(arms: dict[str, list[Result]]) -> str:
     """Per arm: jobs, failure rate, latency (queue + worker, ms) and 95 % ellipse size."""
     rows = []
-    for arm, bodies in sorted(arms.items()):
-        failed = sum(b["status"] != "ok" for b in bodies)
-        latency = [
-            (b["timings_ms"].get("queue") or 0.0) + (b["timings_ms"].get("total") or 0.0)
-            for b in bodies
-        ]
-        major = [b["ellipse"]["semi_major_m"] for b in bodies if b.get("ellipse")]
+    for arm, results in sorted(arms.items()):
+        failed = sum(r.status != "ok" for r in results)
+        latency = [(r.timings_ms.queue or 0.0) + (r.timings_ms.total or 0.0) for r in results]
+        major = [r.ellipse.semi_major_m for r in results if r.ellipse]
         rows.append([
-            arm, len(bodies), f"{failed / len(bodies):.2%}",
+            arm, len(results), f"{failed / len(results):.2%}",
             f"{np.percentile(latency, 50):.1f}", f"{np.percentile(latency, 95):.1f}",
             f"{statistics.median(major) / 1e3:.1f}" if major else "-",
         ])  # fmt: skip

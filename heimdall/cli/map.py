@@ -55,7 +55,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         if args.results:
             results = list(_read_results(Path(args.results)))
         else:
-            results = [r for _, r in _stream_tail(settings, args.last)]
+            from heimdall.client import ResultFeed
+
+            results = [r for _, r in ResultFeed(settings).latest(args.last)]
         Path(args.out).write_text(static_page(results, assets, settings.map_tiles_url))
         print(f"wrote {args.out}: {len(results)} results", file=sys.stderr)
         return 0
@@ -231,25 +233,12 @@ def _new_results(feed, after: str, last: int) -> dict[str, Any]:
 
     after = unquote(after)
     if not after:
-        tail = _stream_tail(feed.settings, last, feed)
+        tail = feed.latest(last)
         last_id = tail[-1][0] if tail else "0-0"
         return {"last_id": last_id, "results": [result_view(r) for _, r in tail]}
     entries = list(feed.read_stream(after, count=500))
     last_id = entries[-1][0] if entries else after
     return {"last_id": last_id, "results": [result_view(r) for _, r in entries]}
-
-
-def _stream_tail(settings: Settings, count: int, feed=None) -> list[tuple[str, Result]]:
-    """The latest ``count`` results on the stream, oldest first."""
-    from heimdall.client import ResultFeed
-
-    feed = feed or ResultFeed(settings)
-    entries = feed.redis.xrevrange(settings.results_stream, count=count)
-    out = []
-    for entry_id, fields in reversed(entries):
-        if b"result" in fields:
-            out.append((entry_id.decode(), Result.model_validate_json(fields[b"result"])))
-    return out
 
 
 def _read_results(path: Path):

@@ -39,7 +39,7 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
         )
     served = [m.decode() for m in client.zrange(settings.served_models_key, 0, -1)]
     names = [*settings.worker_queues(), *settings.worker_queues(served or None)]
-    if settings.broker.startswith(("redis://", "rediss://")):
+    if settings.broker_is_redis:
         names += _extra_queues(client, settings)
     queue_rows = [list(row) for row in queue_lengths(settings, list(dict.fromkeys(names))).items()]
     loads = {k.decode(): int(v) for k, v in client.hgetall(settings.session_loads_key).items()}

@@ -73,6 +73,15 @@ class ResultFeed:
                 if b"result" in fields:  # batch summaries (kind = batch) share the stream
                     yield last, Result.model_validate_json(fields[b"result"])
 
+    def latest(self, count: int) -> list[tuple[str, Result]]:
+        """The latest ``count`` stream entries' results, oldest first (summaries skipped)."""
+        entries = self.redis.xrevrange(self.settings.results_stream, count=count)
+        return [
+            (entry_id.decode(), Result.model_validate_json(fields[b"result"]))
+            for entry_id, fields in reversed(entries)
+            if b"result" in fields
+        ]
+
     def batch_summaries(self, after_id: str = "0-0") -> Iterator[tuple[str, dict]]:
         """``(entry_id, summary)`` of every batch summary on the stream after ``after_id``."""
         for entry_id, fields in self.redis.xrange(self.settings.results_stream, min=f"({after_id}"):

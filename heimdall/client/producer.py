@@ -22,6 +22,12 @@ from heimdall.schemas.job import AbAssignment, IQJob
 from heimdall.schemas.result import Result
 
 
+def served_versions(client: redis.Redis, settings: Settings) -> set[str]:
+    """Versions some worker node announced within the last three announce intervals."""
+    since = time.time() - 3 * settings.advertise_interval_s
+    return {m.decode() for m in client.zrangebyscore(settings.served_models_key, since, "+inf")}
+
+
 def _with_arm(job: IQJob, split: Split, served: set[str]) -> IQJob:
     """A ``default`` job without an arm gets the split's arm among the served versions."""
     if job.model != "default" or job.ab is not None:
@@ -196,10 +202,7 @@ class Producer:
         return handles
 
     def _served_models(self) -> set[str]:
-        """Versions some worker node announced within the last three announce intervals."""
-        since = time.time() - 3 * self.settings.advertise_interval_s
-        members = self.redis.zrangebyscore(self.settings.served_models_key, since, "+inf")
-        return {m.decode() for m in members} | {"default"}
+        return served_versions(self.redis, self.settings) | {"default"}
 
     def _claim_check(self, job: IQJob, payloads: Mapping[int, bytes], inline: bool, pipe) -> dict:
         now = datetime.now(UTC)

@@ -61,9 +61,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "heimdall.tasks.gate:GuardedConsumer",
         "worker_pool": "heimdall.workers.pool:PreforkPool",
     }
-    if settings.broker.startswith(("redis://", "rediss://")):
+    if settings.broker_is_redis:
         config["broker_transport"] = "heimdall.tasks.transport:ScreeningRedisTransport"
-    elif settings.broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+    elif settings.broker_is_rabbitmq:
         # RabbitMQ: replicated quorum queues, declared durable on first use by producers and
         # workers alike; Celery turns off global QoS for them (worker_detect_quorum_queues).
         config["task_create_missing_queue_type"] = "quorum"
@@ -77,7 +77,7 @@ TASK_NAME = "heimdall.localize"
 
 def queue_options(settings: Settings) -> dict[str, Any]:
     """Arguments a queue added at run time needs to match how producers declare it."""
-    if settings.broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if settings.broker_is_rabbitmq:
         return {"queue_arguments": {"x-queue-type": "quorum"}}
     return {}
 

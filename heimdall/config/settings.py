@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         return self.broker_url or self.redis_url
 
     @property
+    def broker_is_redis(self) -> bool:
+        return self.broker.startswith(("redis://", "rediss://"))
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        return self.broker.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+    @property
     def result_backend(self) -> str:
         return self.result_backend_url or self.redis_url
 

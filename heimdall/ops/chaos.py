@@ -326,7 +326,7 @@ class ChaosRun:
             if busy or time.monotonic() > deadline:
                 break
             time.sleep(0.005)
-        children = [pid for node in self._live_nodes() for pid in _children(node.process.pid)]
+        children = [pid for node in self._live_nodes() for pid in node.child_pids()]
         if busy:
             pid, job_id = self.rng.choice(sorted(busy.items()))
         elif children:
@@ -349,7 +349,7 @@ class ChaosRun:
             holders = self.redis.mget(keys) if keys else []
         except redis.RedisError:
             return {}
-        own = {pid for node in self._live_nodes() for pid in _children(node.process.pid)}
+        own = {pid for node in self._live_nodes() for pid in node.child_pids()}
         busy = {}
         for key, holder in zip(keys, holders, strict=True):
             if holder is None:
@@ -471,12 +471,3 @@ class ChaosRun:
             if value is not None:
                 found.append(f"{what}={value.decode()}")
         return "; ".join(found) or "nowhere"
-
-
-def _children(pid: int) -> list[int]:
-    """Child pids of ``pid`` (Linux /proc)."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]

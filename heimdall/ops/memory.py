@@ -105,10 +105,6 @@ def _peak_rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
-def _children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 def measure(
     receivers: int = 16,
     samples: int = 2_000_000,
@@ -125,7 +121,7 @@ def measure(
             env["HEIMDALL_MAX_JOB_SAMPLES"] = str(max_job_samples)
             settings = settings.model_copy(update={"max_job_samples": max_job_samples})
         with WorkerProcess(settings, 1, env, log_path=Path(logs) / "node.log") as node:
-            (child,) = _children(node.process.pid)
+            (child,) = node.child_pids()
             idle = _peak_rss_bytes(child)
             result = Producer(settings).submit(job, payloads).result(timeout_s=300)
             peak = _peak_rss_bytes(child)

@@ -12,7 +12,7 @@ def queue_lengths(settings: Settings, queues: list[str] | None = None) -> dict[s
     """Waiting messages per queue (default: the queues a node of ``settings`` consumes); a
     queue that does not exist yet counts 0."""
     names = queues or settings.worker_queues()
-    if settings.broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if settings.broker_is_rabbitmq:
         return _rabbitmq(settings.broker, names)
     client = redis.Redis.from_url(settings.broker, socket_timeout=2.0, socket_connect_timeout=2.0)
     return {name: int(client.llen(f"{settings.key_prefix}:{name}")) for name in names}

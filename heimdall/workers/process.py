@@ -77,6 +77,16 @@ class WorkerProcess:
         finally:
             app.close()
 
+    def child_pids(self) -> list[int]:
+        """Pids of the node's prefork children (Linux ``/proc``); none once it has exited."""
+        if self.process is None:
+            return []
+        pid = self.process.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
     def stop(self, timeout_s: float = 60.0) -> int:
         """Warm shutdown (SIGTERM): running jobs finish; returns the exit code."""
         code = 0
