@@ -16,6 +16,8 @@ equivalent degrees of freedom of Hann frames at 75 % overlap, plus ``MARGIN_DB``
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.stats import gamma
 
@@ -50,6 +52,7 @@ def signal_to_floor_db(
     return 10.0 * np.log10(peak / floor)
 
 
+@lru_cache(maxsize=256)  # scipy's gamma.ppf costs ~0.2 ms; frames and bins repeat
 def noise_threshold_db(frames: int, n_bins: int, false_alarm: float = FALSE_ALARM) -> float:
     """Peak-to-floor level (dB) that white noise averaged over ``frames`` frames exceeds with
     probability ``false_alarm``."""

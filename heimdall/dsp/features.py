@@ -72,6 +72,20 @@ def mirrored_mel_matrix(mel: np.ndarray, n_fft: int) -> np.ndarray:
     return matrix
 
 
+def mel_bands(matrix: np.ndarray, rows_per_band: int = 16) -> list:
+    """``matrix`` ``[n_fft, rows]`` as ``(rows, bins, filters)`` bands: output rows ``rows``
+    (slice) take ``filters`` ``[len(rows), len(bins)]`` times the power of the FFT bins ``bins``
+    (slice). Mel filters are triangles: each bin feeds at most two neighbouring rows, so 16 rows
+    read about 1/4 of the bins and the products cost ~1/8 of one dense ``[n_fft, 2·n_mels]``."""
+    bands = []
+    for start in range(0, matrix.shape[1], rows_per_band):
+        rows = slice(start, min(start + rows_per_band, matrix.shape[1]))
+        used = np.nonzero(matrix[:, rows].any(axis=1))[0]
+        bins = slice(int(used[0]), int(used[-1]) + 1) if len(used) else slice(0, 1)
+        bands.append((rows, bins, np.ascontiguousarray(matrix[bins, rows].T)))
+    return bands
+
+
 def num_frames(num_samples: int, n_fft: int, hop: int) -> int:
     """STFT frames without padding: ``1 + (N − n_fft) // hop``."""
     return 1 + (num_samples - n_fft) // hop
@@ -84,6 +98,10 @@ class FeatureExtractor:
     Rows run from −fs/2 to +fs/2 (``2·n_mels`` of them); columns are frames of ``n_fft``
     samples every ``hop`` samples. Power is normalized by ``(Σw)²`` so that a complex tone
     of amplitude A centred on a bin reads A² (full scale = 0 dBFS).
+
+    One extractor serves one thread: frames are windowed into, and transformed in, a workspace
+    of at most ``FRAMES_PER_CHUNK`` frames kept between calls (a fresh multi-megabyte array per
+    call costs as much in page faults as the FFT itself).
     """
 
     sample_rate_hz: float
@@ -92,30 +110,38 @@ class FeatureExtractor:
     n_mels: int
     window: np.ndarray = field(init=False, repr=False)
     mel: np.ndarray = field(init=False, repr=False)
-    _mirrored: np.ndarray = field(init=False, repr=False)  # [n_fft, 2·n_mels]
+    _window_iq: np.ndarray = field(init=False, repr=False)  # [2·n_fft], I and Q interleaved
+    _mel_bands: list = field(init=False, repr=False)  # (rows, bins, filters) of the product
     _power_scale: np.float32 = field(init=False, repr=False)
+    _spectrum: np.ndarray | None = field(default=None, init=False, repr=False)
+    _power: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.window = periodic_hann(self.n_fft)
         self.mel = mel_filterbank(self.sample_rate_hz, self.n_fft, self.n_mels)
-        self._mirrored = mirrored_mel_matrix(self.mel, self.n_fft)
+        self._window_iq = np.repeat(self.window, 2)
         self._power_scale = np.float32(1.0 / float(self.window.sum()) ** 2)
+        # the power normalization rides on the filters: one multiply less per frame
+        self._mel_bands = mel_bands(mirrored_mel_matrix(self.mel, self.n_fft) * self._power_scale)
 
     def power(self, iq: np.ndarray) -> np.ndarray:
         """Two-sided STFT power ``[..., T, n_fft]`` of complex ``iq`` ``[..., N]``."""
         frames = self._frames(iq)
-        return self._frame_power(frames.reshape(-1, self.n_fft)).reshape(frames.shape)
+        lead, num = frames.shape[:-2], frames.shape[-2]
+        flat = frames.reshape(-1, num, 2 * self.n_fft)
+        out = np.empty((flat.shape[0], num, self.n_fft), np.float32)
+        for rows, cols, chunk in self._chunks(flat):
+            out[rows, cols] = self._frame_power(chunk) * self._power_scale
+        return out.reshape(*lead, num, self.n_fft)
 
     def mel_power(self, iq: np.ndarray) -> np.ndarray:
         """Mirrored mel power ``[..., 2·n_mels, T]``, rows from −fs/2 to +fs/2."""
         frames = self._frames(iq)
         lead, num = frames.shape[:-2], frames.shape[-2]
-        flat = frames.reshape(-1, num, self.n_fft)
+        flat = frames.reshape(-1, num, 2 * self.n_fft)
         out = np.empty((flat.shape[0], 2 * self.n_mels, num), np.float32)
-        for row in range(flat.shape[0]):
-            for start in range(0, num, FRAMES_PER_CHUNK):
-                chunk = self._frame_power(flat[row, start : start + FRAMES_PER_CHUNK])
-                out[row, :, start : start + len(chunk)] = self._mirrored_mel(chunk).T
+        for rows, cols, chunk in self._chunks(flat):
+            out[rows, :, cols] = self._mirrored_mel(self._frame_power(chunk))
         return out.reshape(*lead, 2 * self.n_mels, num)
 
     def dbfs(self, iq: np.ndarray) -> np.ndarray:
@@ -129,39 +155,85 @@ class FeatureExtractor:
     def capture_features(
         self, iq: np.ndarray, mean_db: float, std_db: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One capture's normalized features ``[2·n_mels, T]`` and its mean power per FFT bin
-        ``[n_fft]`` (for signal detection), computed ``FRAMES_PER_CHUNK`` frames at a time so
-        a long capture never holds its whole STFT."""
+        """Normalized features ``[..., 2·n_mels, T]`` of captures ``iq`` ``[..., N]`` and their
+        mean power per FFT bin ``[..., n_fft]`` (for signal detection).
+
+        Frames go through the workspace ``FRAMES_PER_CHUNK`` at a time — several captures per
+        pass when they are short (one FFT call for a whole standard job), part of one when it is
+        long (a long capture never holds its whole STFT)."""
         frames = self._frames(iq)
-        num = frames.shape[0]
-        out = np.empty((2 * self.n_mels, num), np.float32)
-        power_sum = np.zeros(self.n_fft, np.float64)
-        for start in range(0, num, FRAMES_PER_CHUNK):
-            chunk = self._frame_power(frames[start : start + FRAMES_PER_CHUNK])
-            power_sum += chunk.sum(axis=0, dtype=np.float64)
-            out[:, start : start + len(chunk)] = self._mirrored_mel(chunk).T
+        lead, num = frames.shape[:-2], frames.shape[-2]
+        flat = frames.reshape(-1, num, 2 * self.n_fft)
+        out = np.empty((flat.shape[0], 2 * self.n_mels, num), np.float32)
+        power_sum = np.zeros((flat.shape[0], self.n_fft), np.float64)
+        for rows, cols, chunk in self._chunks(flat):
+            power = self._frame_power(chunk)
+            power_sum[rows] += power.sum(axis=-2)
+            out[rows, :, cols] = self._mirrored_mel(power)
         np.add(out, np.float32(LOG_FLOOR), out=out)
-        np.log10(out, out=out)
-        out *= np.float32(10.0 / std_db)
+        np.log(out, out=out)  # numpy's float32 log is vectorized, its log10 is not
+        out *= np.float32(10.0 / np.log(10.0) / std_db)
         out -= np.float32(mean_db / std_db)
-        return out, power_sum / num
+        mean_power = power_sum * (float(self._power_scale) / num)
+        return out.reshape(*lead, 2 * self.n_mels, num), mean_power.reshape(*lead, self.n_fft)
 
     def _frames(self, iq: np.ndarray) -> np.ndarray:
-        """Read-only view ``[..., T, n_fft]`` of the frames (no copy)."""
-        x = np.asarray(iq, dtype=np.complex64)
+        """Read-only view ``[..., T, 2·n_fft]`` of the frames, I and Q interleaved as float32."""
+        x = np.ascontiguousarray(iq, dtype=np.complex64)
         if x.shape[-1] < self.n_fft:
             raise ValueError(f"need at least n_fft={self.n_fft} samples, got {x.shape[-1]}")
-        return np.lib.stride_tricks.sliding_window_view(x, self.n_fft, axis=-1)[..., :: self.hop, :]
+        interleaved = x.view(np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(interleaved, 2 * self.n_fft, axis=-1)
+        return windows[..., :: 2 * self.hop, :]
+
+    @staticmethod
+    def _chunks(frames: np.ndarray):
+        """``(rows, cols, frames[rows, cols])`` covering ``frames`` ``[R, T, 2·n_fft]`` with at
+        most ``FRAMES_PER_CHUNK`` frames each: whole captures together while they fit."""
+        captures, num = frames.shape[:2]
+        if num <= FRAMES_PER_CHUNK:
+            step = FRAMES_PER_CHUNK // num
+            for r in range(0, captures, step):
+                rows = slice(r, min(r + step, captures))
+                yield rows, slice(None), frames[rows]
+            return
+        for r in range(captures):
+            for t in range(0, num, FRAMES_PER_CHUNK):
+                cols = slice(t, min(t + FRAMES_PER_CHUNK, num))
+                yield slice(r, r + 1), cols, frames[r : r + 1, cols]
 
     def _frame_power(self, frames: np.ndarray) -> np.ndarray:
-        """``|FFT(w·x)|² / (Σw)²`` of frames ``[K, n_fft]``, in float32 throughout."""
-        spectrum = scipy.fft.fft(frames * self.window, axis=-1, overwrite_x=True, workers=1)
-        power = np.square(spectrum.real)
-        power += np.square(spectrum.imag)
-        power *= self._power_scale
-        return power
+        """``|FFT(w·x)|²`` (not yet scaled by ``1/(Σw)²``) of frames ``[..., K, 2·n_fft]``, in
+        float32 throughout: windowed into the workspace, transformed in place, squared in place.
+        The result is a view of the workspace, valid until the next call."""
+        shape = frames.shape[:-1]
+        count = int(np.prod(shape))
+        spectrum, power = self._workspace(count)
+        np.multiply(frames, self._window_iq, out=spectrum.view(np.float32).reshape(frames.shape))
+        spectrum = scipy.fft.fft(spectrum, axis=-1, overwrite_x=True, workers=1)
+        parts = spectrum.view(np.float32)
+        np.multiply(parts, parts, out=parts)
+        np.add(parts[:, 0::2], parts[:, 1::2], out=power)
+        return power.reshape(*shape, self.n_fft)
+
+    def _workspace(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Views of ``count`` frames of the kept spectrum and power buffers."""
+        if self._spectrum is None or len(self._spectrum) < count:
+            size = max(count, min(FRAMES_PER_CHUNK, 2 * count))
+            self._spectrum = np.empty((size, self.n_fft), np.complex64)
+            self._power = np.empty((size, self.n_fft), np.float32)
+        return self._spectrum[:count], self._power[:count]
 
     def _mirrored_mel(self, power: np.ndarray) -> np.ndarray:
-        """Mel power ``[K, 2·n_mels]`` of frame powers ``[K, n_fft]``, from −fs/2 to +fs/2:
-        one product with the mirrored filter matrix (no gather of the negative bins)."""
-        return power @ self._mirrored
+        """Mel power ``[..., 2·n_mels, K]`` of frame powers ``[..., K, n_fft]``, rows from −fs/2
+        to +fs/2: one product per band of filters with the bins they cover (see
+        :func:`mel_bands`), no gather of the negative bins."""
+        lead, num = power.shape[:-2], power.shape[-2]
+        flat = power.reshape(-1, self.n_fft)
+        mel_t = np.empty((2 * self.n_mels, len(flat)), np.float32)
+        for rows, bins, filters in self._mel_bands:
+            np.matmul(filters, flat[:, bins].T, out=mel_t[rows])
+        count = int(np.prod(lead))
+        return np.moveaxis(mel_t.reshape(2 * self.n_mels, count, num), 0, -2).reshape(
+            *lead, 2 * self.n_mels, num
+        )

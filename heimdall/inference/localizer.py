@@ -58,6 +58,8 @@ from heimdall.tdoa.solve import GaussianPrior
 log = logging.getLogger(__name__)
 
 MIN_RECEIVERS = 3
+# a job with less IQ than this (as complex64) has all its captures decoded at once
+STACKED_IQ_BYTES = 16 * 2**20
 HYBRID_PRIOR_INFLATION = 25.0  # RSS covariance × this (σ × 5) when it is the TDoA prior
 
 
@@ -288,11 +290,20 @@ class Localizer:
             )
         frames = num_frames(common, pre.n_fft, pre.hop)
         spectra = np.empty((1, len(job.receivers), 2 * pre.n_mels, frames), np.float32)
-        hearing = 0
-        for i in range(len(job.receivers)):
-            iq = self._samples(job, i, payloads)[:common]
-            spectra[0, i], mean_power = self.extractor.capture_features(iq, pre.mean_db, pre.std_db)
-            hearing += signal_present(mean_power, frames)
+        if len(job.receivers) * common * 8 <= STACKED_IQ_BYTES:
+            # a small job's captures go through the features together: one FFT call, not R
+            iq = np.empty((len(job.receivers), common), np.complex64)
+            for i in range(len(job.receivers)):
+                iq[i] = self._samples(job, i, payloads)[:common]
+            spectra[0], mean_power = self.extractor.capture_features(iq, pre.mean_db, pre.std_db)
+        else:
+            mean_power = np.empty((len(job.receivers), pre.n_fft))
+            for i in range(len(job.receivers)):
+                iq = self._samples(job, i, payloads)[:common]
+                spectra[0, i], mean_power[i] = self.extractor.capture_features(
+                    iq, pre.mean_db, pre.std_db
+                )
+        hearing = sum(signal_present(p, frames) for p in mean_power)
         if hearing < MIN_RECEIVERS:
             raise NoSignal(
                 f"a signal stands above the noise at {hearing} of {len(job.receivers)} "
