@@ -27,6 +27,7 @@ from heimdall.client import Producer, ResultFeed
 from heimdall.config import Settings, get_settings, redacted_url
 from heimdall.inference.localizer import Localizer
 from heimdall.schemas.job import IQJob
+from heimdall.schemas.result import Result
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.workers.process import WorkerProcess
 
@@ -63,6 +64,14 @@ def by_reference(job: IQJob) -> tuple[IQJob, dict[int, bytes]]:
         r.model_copy(update={"iq_b64": None, "iq_ref": f"bench:{job.job_id}:{i}"})
         for i, r in enumerate(job.receivers)
     ]
+    return job.model_copy(update={"receivers": receivers}), payloads
+
+
+def with_payloads(job: IQJob) -> tuple[IQJob, dict[int, bytes]]:
+    """The job as an ingest service holds it: captures without inline IQ, and the raw IQ
+    bytes the producer writes to blobs."""
+    payloads = {i: r.inline_bytes() for i, r in enumerate(job.receivers)}
+    receivers = [r.model_copy(update={"iq_b64": None}) for r in job.receivers]
     return job.model_copy(update={"receivers": receivers}), payloads
 
 
@@ -146,22 +155,27 @@ def compute_limit(jobs: list[IQJob], processes: int, model_dir: Path) -> dict:
 
 
 class ResultClock:
-    """Receipt time of every result heard on pub/sub, from a background thread."""
+    """Receipt time of every result heard on pub/sub, from a background thread. Results are
+    kept as received (JSON) and parsed when asked for: a reader that only counts and times
+    them should not pay a model validation per result."""
 
     def __init__(self, feed: ResultFeed) -> None:
         self.feed = feed
         self.pubsub = feed.open_subscription()
-        self.received: dict[str, tuple[float, object]] = {}
+        self.received: dict[str, tuple[float, bytes]] = {}
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for result in self.feed.listen(self.pubsub, timeout_s=0.5):
-                self.received[result.job_id] = (time.time(), result)
-                if self._stop.is_set():
-                    break
+            message = self.pubsub.get_message(timeout=0.5)
+            if message is not None and message.get("type") == "message":
+                job_id = json.loads(message["data"]).get("job_id")
+                self.received[job_id] = (time.time(), message["data"])
+
+    def result(self, job_id: str) -> Result:
+        return Result.model_validate_json(self.received[job_id][1])
 
     def wait_for(self, job_ids: set[str], timeout_s: float, label: str) -> None:
         progress = Progress(len(job_ids), label)
@@ -191,6 +205,7 @@ def _percentiles(values: list[float]) -> dict:
 
 def fleet(
     jobs: list[IQJob],
+    single_jobs: list[IQJob],
     latency_jobs: list[IQJob],
     processes: int,
     settings: Settings,
@@ -200,8 +215,10 @@ def fleet(
     with_tdoa: bool = True,
     redis_pid: int | None = None,
 ) -> dict:
-    """Saturated throughput (with the CPU time each process spent per job), then open-loop
-    latency at ``rate_fraction`` of it, then (with ``with_tdoa``) the TDoA cases one by one."""
+    """Saturated throughput of ``jobs`` as bulk jobs (packed by the producer) and of
+    ``single_jobs`` as interactive ones (one message each), with the CPU time each process
+    spent per job; then open-loop latency of interactive jobs at ``rate_fraction`` of the
+    latter; then (with ``with_tdoa``) the TDoA cases one by one."""
     env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
     producer = Producer(settings)
     warm = standard_jobs(4 * processes, seed=1)
@@ -213,39 +230,15 @@ def fleet(
             clock.wait_for({j.job_id for j in warm}, 120, "warm-up")
             cold_start_s = min(clock.received[j.job_id][0] for j in warm) - node_started
 
-            processes_cpu = _cpu_processes(node, redis_pid)
-            cpu_before = {name: _cpu_s(pids) for name, pids in processes_cpu.items()}
-            started = time.time()
-            handles = producer.submit_many(jobs)
-            submitted_s = time.time() - started
-            ids = {h.job_id for h in handles}
-            clock.wait_for(ids, timeout_s, "saturated")
-            finished = max(t for j, (t, _) in clock.received.items() if j in ids)
-            cpu_ms_per_job = {
-                name: (_cpu_s(pids) - cpu_before[name]) * 1e3 / len(jobs)
-                for name, pids in processes_cpu.items()
-            }
-            saturated = {
-                "cpu_ms_per_job": cpu_ms_per_job,
-                "jobs": len(jobs),
-                "results": len(ids & clock.received.keys()),
-                "seconds": finished - started,
-                "submit_seconds": submitted_s,
-                "jobs_per_s": len(jobs) / (finished - started),
-                "latency_ms": _percentiles(
-                    [
-                        (clock.received[h.job_id][0] - h.submitted_s) * 1e3
-                        for h in handles
-                        if h.job_id in clock.received
-                    ]
-                ),
-            }
+            bulk = [j.model_copy(update={"priority": "bulk"}) for j in jobs]
+            saturated, handles = _saturated(producer, clock, node, redis_pid, bulk, timeout_s)
             audit = _audit(producer, settings, [h.job_id for h in handles], clock)
+            single, _ = _saturated(producer, clock, node, redis_pid, single_jobs, timeout_s)
 
-            rate = rate_fraction * saturated["jobs_per_s"]
+            rate = rate_fraction * single["jobs_per_s"]
             open_loop = _open_loop(producer, clock, latency_jobs, rate, timeout_s)
             stages = _stage_medians(
-                [clock.received[j.job_id][1] for j in latency_jobs if j.job_id in clock.received]
+                [clock.result(j.job_id) for j in latency_jobs if j.job_id in clock.received]
             )
             tdoa = _tdoa_through_fleet(producer, clock, timeout_s) if with_tdoa else None
         finally:
@@ -254,12 +247,54 @@ def fleet(
         "processes": processes,
         "cold_start_s": cold_start_s,
         "saturated": saturated,
+        "saturated_single": single,
         "audit": audit,
         "half_load": {**open_loop, "stage_ms_median": stages},
     }
     if tdoa is not None:
         report["tdoa"] = tdoa
     return report
+
+
+def _saturated(
+    producer: Producer,
+    clock: ResultClock,
+    node: WorkerProcess,
+    redis_pid: int | None,
+    jobs: list[IQJob],
+    timeout_s: float,
+) -> tuple[dict, list]:
+    """All ``jobs`` submitted at once: jobs/s from the first submission to the last result,
+    latency, and CPU ms per job of each process over the run."""
+    raw = [with_payloads(j) for j in jobs]
+    processes_cpu = _cpu_processes(node, redis_pid)
+    cpu_before = {name: _cpu_s(pids) for name, pids in processes_cpu.items()}
+    started = time.time()
+    handles = producer.submit_many([j for j, _ in raw], [p for _, p in raw])
+    submitted_s = time.time() - started
+    ids = {h.job_id for h in handles}
+    clock.wait_for(ids, timeout_s, f"saturated, {jobs[0].priority}")
+    finished = max(t for j, (t, _) in clock.received.items() if j in ids)
+    report = {
+        "priority": jobs[0].priority,
+        "cpu_ms_per_job": {
+            name: (_cpu_s(pids) - cpu_before[name]) * 1e3 / len(jobs)
+            for name, pids in processes_cpu.items()
+        },
+        "jobs": len(jobs),
+        "results": len(ids & clock.received.keys()),
+        "seconds": finished - started,
+        "submit_seconds": submitted_s,
+        "jobs_per_s": len(jobs) / (finished - started),
+        "latency_ms": _percentiles(
+            [
+                (clock.received[h.job_id][0] - h.submitted_s) * 1e3
+                for h in handles
+                if h.job_id in clock.received
+            ]
+        ),
+    }
+    return report, handles
 
 
 def _cpu_processes(node: WorkerProcess, redis_pid: int | None) -> dict[str, list[int]]:
@@ -296,7 +331,7 @@ def _tdoa_through_fleet(producer: Producer, clock: ResultClock, timeout_s: float
         for job, _truth in jobs:
             handle = producer.submit(job)
             clock.wait_for({handle.job_id}, timeout_s, f"tdoa {key}")
-            received_s, result = clock.received[handle.job_id]
+            received_s, result = clock.received[handle.job_id][0], clock.result(handle.job_id)
             latency.append((received_s - handle.submitted_s) * 1e3)
             worker.append(result.timings_ms.total or 0.0)
             if result.status != "ok":
@@ -314,13 +349,14 @@ def _open_loop(
 ) -> dict:
     interval_s = 1.0 / rate_per_s
     sent: dict[str, float] = {}
+    raw = [with_payloads(j) for j in jobs]
     start = time.perf_counter()
     progress = Progress(len(jobs), f"half load ({rate_per_s:.1f} jobs/s)")
-    for i, job in enumerate(jobs):
+    for i, (job, payloads) in enumerate(raw):
         delay = start + i * interval_s - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        handle = producer.submit(job)
+        handle = producer.submit(job, payloads)
         sent[handle.job_id] = handle.submitted_s
         progress.update(i + 1)
     clock.wait_for(set(sent), timeout_s, "half-load results")
@@ -351,7 +387,7 @@ def _audit(producer: Producer, settings: Settings, job_ids: list[str], clock) ->
         "computed_twice_or_more": sum(c > 1 for c in counts),
         "never_computed": sum(c == 0 for c in counts),
         "stream_duplicates": sum(streamed.get(j, 0) > 1 for j in job_ids),
-        "failed": sum(clock.received[j][1].status != "ok" for j in job_ids if j in clock.received),
+        "failed": sum(clock.result(j).status != "ok" for j in job_ids if j in clock.received),
     }
 
 
@@ -469,6 +505,7 @@ def run_bench(
         )
         report["fleet"] = fleet(
             standard,
+            standard_jobs(jobs, seed=9),
             standard_jobs(latency_jobs, seed=8),
             processes,
             settings,
@@ -477,9 +514,9 @@ def run_bench(
             with_tdoa=with_tdoa,
             redis_pid=redis_pid,
         )
-    report["fleet_to_compute_ratio"] = (
-        report["fleet"]["saturated"]["jobs_per_s"] / report["compute_limit"]["jobs_per_s"]
-    )
+    limit = report["compute_limit"]["jobs_per_s"]
+    report["fleet_to_compute_ratio"] = report["fleet"]["saturated"]["jobs_per_s"] / limit
+    report["single_to_compute_ratio"] = report["fleet"]["saturated_single"]["jobs_per_s"] / limit
     if with_scaling:
         print("scaling: in-process cost vs receivers and samples", flush=True)
         report["scaling"] = scaling(model_dir)
@@ -494,7 +531,7 @@ def run_bench(
 
 def bench_tables(report: dict) -> str:
     c, f = report["compute_limit"], report["fleet"]
-    sat, half = f["saturated"], f["half_load"]
+    sat, half, single = f["saturated"], f["half_load"], f.get("saturated_single")
     parts = [
         format_table(
             ["mode", "processes", "jobs", "jobs/s", "p50 ms", "p95 ms", "p99 ms"],
@@ -508,15 +545,12 @@ def bench_tables(report: dict) -> str:
                     "",
                     "",
                 ],
-                [
-                    "fleet, saturated",
-                    f["processes"],
-                    sat["jobs"],
-                    sat["jobs_per_s"],
-                    sat["latency_ms"]["p50"],
-                    sat["latency_ms"]["p95"],
-                    sat["latency_ms"]["p99"],
-                ],
+                _saturated_row("fleet, saturated, bulk (packed)", f["processes"], sat),
+                *(
+                    [_saturated_row("fleet, saturated, interactive", f["processes"], single)]
+                    if single
+                    else []
+                ),
                 [
                     f"fleet, {half['rate_per_s']:.1f} jobs/s (half load)",
                     f["processes"],
@@ -529,7 +563,10 @@ def bench_tables(report: dict) -> str:
             ],
         )
     ]
-    parts.append(f"fleet / compute limit = {report['fleet_to_compute_ratio']:.3f}")
+    ratios = f"fleet / compute limit = {report['fleet_to_compute_ratio']:.3f} (bulk, packed)"
+    if "single_to_compute_ratio" in report:
+        ratios += f", {report['single_to_compute_ratio']:.3f} (interactive, one job per message)"
+    parts.append(ratios)
     if "features" in report:
         feat = report["features"]
         parts.append(
@@ -545,8 +582,11 @@ def bench_tables(report: dict) -> str:
     )
     cpu = sat.get("cpu_ms_per_job")
     if cpu:
-        rows = [[k, f"{v:.2f}"] for k, v in cpu.items()] + [["all", f"{sum(cpu.values()):.2f}"]]
-        parts.append(format_table(["CPU time per job, saturated run", "ms"], rows))
+        runs = [sat] + ([single] if single else [])
+        rows = [[k] + [f"{r['cpu_ms_per_job'][k]:.2f}" for r in runs] for k in cpu]
+        rows.append(["all"] + [f"{sum(r['cpu_ms_per_job'].values()):.2f}" for r in runs])
+        head = ["CPU ms per job, saturated", "bulk"] + (["interactive"] if single else [])
+        parts.append(format_table(head, rows))
     stage = half["stage_ms_median"]
     parts.append(
         format_table(
@@ -581,6 +621,17 @@ def bench_tables(report: dict) -> str:
             )
         )
     return "\n\n".join(parts)
+
+
+def _saturated_row(label: str, processes: int, run: dict) -> list:
+    latency = run["latency_ms"]
+    return [
+        label,
+        processes,
+        run["jobs"],
+        run["jobs_per_s"],
+        *(latency[k] for k in ("p50", "p95", "p99")),
+    ]
 
 
 def _scaling_table(first: str, rows: dict) -> str:

@@ -47,10 +47,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Queues per priority; no Redis priorities.
         "task_default_queue": settings.queue("interactive"),
         "task_create_missing_queues": True,
-        # Monitoring: Flower needs events. No task_track_started: a duplicate delivery would
-        # overwrite a stored result with STARTED before the idempotency check runs.
+        # Monitoring: Flower needs the workers' task events. No task-sent events: Flower lists
+        # a task from its task-received, and each would cost every producer a PUBLISH per job.
+        # No task_track_started: a duplicate delivery would overwrite a stored result with
+        # STARTED before the idempotency check runs.
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         # Children load librosa filters and ONNX sessions on start; allow for a slow disk.
@@ -73,6 +75,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 TASK_NAME = "heimdall.localize"
+PACK_TASK_NAME = "heimdall.localize_pack"  # several bulk jobs in one message
+PACK_MAX_JOBS = 64  # the gate refuses larger packs
 
 
 def queue_options(settings: Settings) -> dict[str, Any]:

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     busy_retry_s: float = Field(
         2.0, gt=0, description="a job claimed by another child is looked at again after this"
     )
+    pack_max_jobs: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="bulk jobs a producer submits together share a message, up to this many "
+        "(one ONNX call for them); 1 sends every job alone",
+    )
 
     # Input bounds (DESIGN §3, §8.12, §8.14)
     max_job_samples: int = Field(

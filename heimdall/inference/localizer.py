@@ -124,13 +124,7 @@ class Localizer:
         started_s = time.perf_counter()
         timings = timings.model_copy() if timings else Timings()
         try:
-            parsed = job if isinstance(job, IQJob) else IQJob.model_validate(job)
-            if not self.accepts(parsed.model):
-                raise UnknownModel(
-                    f"model {parsed.model!r} is not served here (this is {self.version})"
-                )
-            check_job_size(parsed, self.max_job_samples)
-            method = choose(parsed, self.manifest, _where)
+            parsed, method = self._checked(job)
             if method == "rss":
                 result = self._by_power(parsed, payloads or {}, timings, started_s)
             else:
@@ -139,9 +133,73 @@ class Localizer:
         except reraise:
             raise
         except Exception as exc:
-            result = failed_result(
-                job_id_of(job), exc, timings, model_version=self.version, worker=self.worker_name
+            return self._failed(job, exc, timings, started_s)
+        result.timings_ms.total = (result.timings_ms.total or 0.0) + _ms_since(started_s)
+        return result
+
+    def localize_many(
+        self,
+        items: list[tuple[IQJob, Mapping[int, bytes] | None, Timings]],
+        reraise: tuple[type[BaseException], ...] = (),
+    ) -> list[Result]:
+        """:meth:`localize` for several jobs, with one ONNX call (batch axis B > 1) for all
+        RSS jobs of the same shape (receivers × frames). Each job gets its own result and
+        fails alone; its ``inference`` time is its share of the call it was part of."""
+        results: list[Result | None] = [None] * len(items)
+        groups: dict[tuple[int, ...], list[tuple[int, PreparedJob, float]]] = {}
+        for k, (job, payloads, timings) in enumerate(items):
+            started_s = time.perf_counter()
+            try:
+                parsed, method = self._checked(job)
+                if method != "rss":
+                    results[k] = self.localize(parsed, payloads, timings, reraise)
+                    continue
+                prepared = self.prepare(parsed, payloads or {})
+                timings.features = _ms_since(started_s)
+                groups.setdefault(prepared.spectra.shape, []).append((k, prepared, started_s))
+            except reraise:
+                raise
+            except Exception as exc:
+                results[k] = self._failed(job, exc, timings, started_s)
+        for group in groups.values():
+            infer_s = time.perf_counter()
+            try:
+                mean_en, cov_chol = self.infer(*(prepared for _, prepared, _ in group))
+            except reraise:
+                raise
+            except Exception as exc:
+                for k, prepared, started_s in group:
+                    results[k] = self._failed(prepared.job, exc, items[k][2], started_s)
+                continue
+            share_ms = _ms_since(infer_s) / len(group)
+            for row, (k, prepared, _started_s) in enumerate(group):
+                timings = items[k][2]
+                timings.inference = share_ms
+                finish_s = time.perf_counter()
+                try:
+                    result = self.to_result(prepared, mean_en[row], cov_chol[row], timings)
+                except Exception as exc:
+                    result = self._failed(prepared.job, exc, timings, finish_s)
+                result.timings_ms.total = timings.features + share_ms + _ms_since(finish_s)
+                results[k] = result
+        return results
+
+    def _checked(self, job: IQJob | Mapping[str, Any]) -> tuple[IQJob, str]:
+        """The parsed job and its method, once it is known this model may take it."""
+        parsed = job if isinstance(job, IQJob) else IQJob.model_validate(job)
+        if not self.accepts(parsed.model):
+            raise UnknownModel(
+                f"model {parsed.model!r} is not served here (this is {self.version})"
             )
+        check_job_size(parsed, self.max_job_samples)
+        return parsed, choose(parsed, self.manifest, _where)
+
+    def _failed(
+        self, job: IQJob | Mapping[str, Any], exc: Exception, timings: Timings, started_s: float
+    ) -> Result:
+        result = failed_result(
+            job_id_of(job), exc, timings, model_version=self.version, worker=self.worker_name
+        )
         result.timings_ms.total = (result.timings_ms.total or 0.0) + _ms_since(started_s)
         return result
 
@@ -321,12 +379,16 @@ class Localizer:
             rx_mask=np.ones((1, len(rx)), np.float32),
         )
 
-    def infer(self, prepared: PreparedJob) -> tuple[np.ndarray, np.ndarray]:
-        """Run the ONNX session: ``mean_en`` [1, 2] and ``cov_chol`` [1, 3], model units."""
-        mean_en, cov_chol = self.session.run(
-            ["mean_en", "cov_chol"],
-            {"spectra": prepared.spectra, "rx_enu": prepared.rx_enu, "rx_mask": prepared.rx_mask},
-        )
+    def infer(self, *prepared: PreparedJob) -> tuple[np.ndarray, np.ndarray]:
+        """Run the ONNX session on jobs of one shape: ``mean_en`` [B, 2] and ``cov_chol``
+        [B, 3], model units, one row per job in order."""
+
+        def stacked(name: str) -> np.ndarray:
+            parts = [getattr(p, name) for p in prepared]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+        inputs = {name: stacked(name) for name in ("spectra", "rx_enu", "rx_mask")}
+        mean_en, cov_chol = self.session.run(["mean_en", "cov_chol"], inputs)
         return mean_en, cov_chol
 
     def to_result(

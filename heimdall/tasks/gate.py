@@ -7,12 +7,14 @@ wraps Celery's task-message handler:
 * a refusal envelope from ``heimdall.tasks.transport`` (the item was not a kombu message),
 * a ``heimdall.localize`` message whose task id, headers or body are not what the task takes
   (not JSON, not ``[args, kwargs, embed]``, wrong arity, nested too deep, too large, an empty
-  task id, callbacks a foreign producer must not chain, dates Celery cannot parse),
+  task id, callbacks a foreign producer must not chain, dates Celery cannot parse), or a
+  ``heimdall.localize_pack`` whose argument is not a list of 1…64 jobs with distinct UUID
+  ``job_id`` values,
 * a message for a task this fleet does not have, or that Celery itself cannot handle,
 
-each becomes a dead letter (``{prefix}:dead-letters``) and is acked; when a job id can be
-recovered (the task id, or the body's ``job_id``) the job gets its ``failed`` result, code
-``invalid_job``, so its producer is not left waiting.
+each becomes a dead letter (``{prefix}:dead-letters``) and is acked; every job id that can be
+recovered (the task id, the body's ``job_id``, a refused pack's UUID job ids) gets its
+``failed`` result, code ``invalid_job``, so its producer is not left waiting.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import base64
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from celery.worker.consumer import Consumer
 
 from heimdall.config import get_settings
-from heimdall.config.celery import TASK_NAME
+from heimdall.config.celery import PACK_MAX_JOBS, PACK_TASK_NAME, TASK_NAME
 from heimdall.schemas.errors import ErrorCode
 from heimdall.schemas.job import nesting_depth
 from heimdall.schemas.result import Result
@@ -59,6 +61,11 @@ class Refusal:
     reason: str
     detail: str
     job_id: str | None = None
+    pack_job_ids: list[str] = field(default_factory=list)  # a refused pack's jobs
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [self.job_id, *self.pack_job_ids] if self.job_id else self.pack_job_ids
 
 
 def refusal_of(message: Any, max_body_bytes: int) -> Refusal | None:
@@ -66,8 +73,10 @@ def refusal_of(message: Any, max_body_bytes: int) -> Refusal | None:
     headers = message.headers
     if isinstance(headers, dict) and REFUSED_HEADER in headers:
         return Refusal(str(headers[REFUSED_HEADER]), str(headers.get(DETAIL_HEADER, "")))
-    if not isinstance(headers, dict) or headers.get("task") != TASK_NAME:
+    if not isinstance(headers, dict) or headers.get("task") not in (TASK_NAME, PACK_TASK_NAME):
         return None  # not ours by its headers: Celery decides, the handler's guard catches
+    if headers["task"] == PACK_TASK_NAME:
+        return _pack_refusal(message, max_body_bytes)
     task_id = headers.get("id")
     body_refusal = _body_refusal(message, max_body_bytes)
     if not isinstance(task_id, str) or not task_id.strip():
@@ -83,6 +92,53 @@ def refusal_of(message: Any, max_body_bytes: int) -> Refusal | None:
         body_refusal.job_id = task_id
         return body_refusal
     return None
+
+
+def _pack_refusal(message: Any, max_body_bytes: int) -> Refusal | None:
+    """What is wrong with a pack: its envelope as for one job, then its list of jobs."""
+    headers = message.headers
+    task_id = headers.get("id")
+    if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > MAX_TASK_ID_CHARS:
+        refusal = Refusal("bad_task_id", f"pack task id {task_id!r:.80} must be a short string")
+    else:
+        problem = _header_problem(headers)
+        refusal = Refusal("bad_headers", problem) if problem else None
+    refusal = refusal or _body_refusal(message, max_body_bytes, PACK_TASK_NAME)
+    jobs = _pack_jobs(message)
+    if refusal is None:
+        refusal = _pack_problem(jobs)
+    if refusal is not None:
+        ids = [_uuid_or_none(j.get("job_id")) for j in jobs if isinstance(j, dict)]
+        refusal.job_id = None
+        refusal.pack_job_ids = list(dict.fromkeys(i for i in ids if i))
+    return refusal
+
+
+def _pack_jobs(message: Any) -> list:
+    try:
+        body = message.decode()
+        jobs = body[0][0] if body[0] else body[1]["jobs"]
+    except Exception:
+        return []
+    return jobs if isinstance(jobs, list) else []
+
+
+def _pack_problem(jobs: list) -> Refusal | None:
+    if not 1 <= len(jobs) <= PACK_MAX_JOBS:
+        return Refusal("bad_pack", f"a pack holds 1 to {PACK_MAX_JOBS} jobs, got {len(jobs)}")
+    ids = [_uuid_or_none(j.get("job_id")) if isinstance(j, dict) else None for j in jobs]
+    if None in ids:
+        return Refusal("bad_pack", "every job of a pack must be an object with a UUID job_id")
+    if len(set(ids)) != len(ids):
+        return Refusal("bad_pack", "a pack holds each job id once")
+    return None
+
+
+def _uuid_or_none(value: Any) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _header_problem(headers: dict[str, Any]) -> str | None:
@@ -112,7 +168,7 @@ def _header_problem(headers: dict[str, Any]) -> str | None:
     return None
 
 
-def _body_refusal(message: Any, max_body_bytes: int) -> Refusal | None:
+def _body_refusal(message: Any, max_body_bytes: int, task: str = TASK_NAME) -> Refusal | None:
     size = len(message.body or b"")
     if size > max_body_bytes:
         return Refusal(
@@ -138,10 +194,11 @@ def _body_refusal(message: Any, max_body_bytes: int) -> Refusal | None:
     args, kwargs, embed = body
     if not (isinstance(args, list) and isinstance(kwargs, dict)):
         return Refusal("bad_body_shape", "args must be a list and kwargs an object", job_id)
-    if len(args) + len(kwargs) != 1 or (kwargs and "job" not in kwargs):
+    argument = "jobs" if task == PACK_TASK_NAME else "job"
+    if len(args) + len(kwargs) != 1 or (kwargs and argument not in kwargs):
         return Refusal(
             "bad_arity",
-            f"heimdall.localize takes one argument, the job; got {len(args)} positional "
+            f"{task} takes one argument; got {len(args)} positional "
             f"and {sorted(kwargs)[:5]} keyword",
             job_id,
         )
@@ -243,14 +300,14 @@ class GuardedConsumer(Consumer):
         DeadLetterBox(books.redis, books.settings).record(letter)
         if metrics.current() is not None:
             metrics.current().dead_letters.labels(reason=refusal.reason).inc()
-        if refusal.job_id:
-            self._publish_refusal(refusal)
+        for job_id in refusal.job_ids:
+            self._publish_refusal(job_id, refusal)
         if not message.acknowledged:
             message.ack()
 
-    def _publish_refusal(self, refusal: Refusal) -> None:
+    def _publish_refusal(self, job_id: str, refusal: Refusal) -> None:
         result = Result.failed(
-            refusal.job_id,
+            job_id,
             ErrorCode.INVALID_JOB,
             f"message refused ({refusal.reason}): {refusal.detail}",
             worker=self.hostname,

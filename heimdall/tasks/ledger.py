@@ -217,6 +217,16 @@ class JobLedger:
         state, attempts = self._begin_script(keys=keys, args=args)
         return Claim(int(state)), int(attempts)
 
+    def begin_many(self, job_ids: list[str], holder: str) -> list[tuple[Claim, int]]:
+        """:meth:`begin` for each job, in one round trip."""
+        s = self.settings
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            keys = [s.job_key(job_id, k) for k in ("published", "claim", "attempts")]
+            args = [int(s.hard_time_limit_s * 1000), holder, s.result_ttl_s]
+            self._begin_script(keys=keys, args=args, client=pipe)
+        return [(Claim(int(state)), int(attempts)) for state, attempts in pipe.execute()]
+
     def finish(self, job_id: str, status: str, result_json: str, job: IQJob | None) -> bool:
         """Publish the stored result (XADD + PUBLISH, once per job id) and drop the job's
         claim and blobs, atomically in one round trip. False if it was already published."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from kombu.exceptions import OperationalError
 
 from heimdall.config import get_settings
 from heimdall.inference.failures import failed_result
-from heimdall.inference.localizer import default_worker_name, job_id_of
+from heimdall.inference.localizer import Localizer, default_worker_name, job_id_of
 from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
 from heimdall.schemas.errors import ErrorCode, InvalidJob, JobTimeout
 from heimdall.schemas.job import IQJob
@@ -76,11 +77,11 @@ def localize(self, job: Any) -> dict | None:
         # (or, with the broker gone too, leave it unacked for redelivery); never ack it
         # without a published result.
         log.error("job %s: Redis unavailable (%s); job requeued", self.request.id, exc)
-        _give_back(self.request.id)
+        give_back(self.request.id)
         raise Reject(str(exc), requeue=True) from None
 
 
-def _give_back(job_id: str) -> None:
+def give_back(job_id: str) -> None:
     with contextlib.suppress(redis.RedisError):  # else the claim expires with the hard limit
         ledger().release(job_id, default_worker_name(), take_back_attempt=True)
 
@@ -99,10 +100,10 @@ def _deliver(self, job: Any) -> dict | None:
         raise self.retry(countdown=get_settings().busy_retry_s, max_retries=None)
     if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
         # An earlier delivery stored this result and was lost before publishing it.
-        return books.publish(self.backend, stored, _parsed_or_none(job))
+        return books.publish(self.backend, stored, parsed_or_none(job))
     parsed: IQJob | None = None
     if attempts > get_settings().max_attempts:
-        result = _lost_too_often(job_id, attempts)
+        result = lost_too_often(job_id, attempts)
     else:
         parsed, result = _compute(job, job_id, books)
     result.worker = default_worker_name()
@@ -111,68 +112,139 @@ def _deliver(self, job: Any) -> dict | None:
 
 
 def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Result]:
-    timings = Timings()
-    parsed = None
-    payloads = None
+    return compute_many([(job_id, job)], books)[0]
+
+
+def compute_many(
+    jobs: list[tuple[str, Any]], books: JobLedger
+) -> list[tuple[IQJob | None, Result]]:
+    """``(parsed job or None, result)`` for each ``(job_id, job)``: from the result cache, else
+    by the job's model — jobs for one model together, one ONNX call per shape (and shadows,
+    when asked). Anything a job got wrong fails that job alone; Redis errors propagate."""
+    out: list[tuple[IQJob | None, Result] | None] = [None] * len(jobs)
+    pending: dict[int, _Pending] = {}
     try:
-        if job_id_of(job) != job_id:
-            raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
-        parsed = IQJob.model_validate(job)
-        timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
-        payloads = books.payloads(parsed)
-        result = _answer(parsed, payloads, timings, books)
+        for k, (job_id, job) in enumerate(jobs):
+            try:
+                pending[k] = _admitted(job, job_id, books)
+                out[k] = _from_cache(pending[k], books)
+            except redis.RedisError:
+                raise
+            except Exception as exc:
+                parsed = pending[k].job if k in pending else None
+                timings = pending[k].timings if k in pending else Timings()
+                out[k] = (parsed, failed_result(job_id, exc, timings))
+        by_model: dict[int, list[int]] = {}
+        for k, p in pending.items():
+            if out[k] is None:
+                by_model.setdefault(id(p.localizer), []).append(k)
+        for ks in by_model.values():
+            localizer = pending[ks[0]].localizer
+            items = [(pending[k].job, pending[k].source, pending[k].timings) for k in ks]
+            results = localizer.localize_many(items, reraise=_RERAISE)
+            for k, result in zip(ks, results, strict=True):
+                out[k] = (pending[k].job, _answered(pending[k], result, books))
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
-        result = failed_result(
-            job_id, JobTimeout(f"job exceeded the {limit:g} s soft time limit"), timings
-        )
-    except redis.RedisError:
-        raise
-    except Exception as exc:
-        result = failed_result(job_id, exc, timings)
-    if payloads is not None:
-        # Blobs are fetched as the Localizer asks for them: move that time to its own stage.
-        fetch_ms = payloads.fetch_s * 1000.0
-        result.timings_ms.fetch = fetch_ms
-        if result.timings_ms.features is not None:
-            result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
-    return parsed, result
+        for k, (job_id, _) in enumerate(jobs):
+            if out[k] is None:
+                timings = pending[k].timings if k in pending else Timings()
+                timeout = JobTimeout(f"job exceeded the {limit:g} s soft time limit")
+                out[k] = (
+                    pending[k].job if k in pending else None,
+                    failed_result(job_id, timeout, timings),
+                )
+    for k, p in pending.items():
+        _move_fetch_time(out[k][1], p.payloads)
+    return out
 
 
-def _answer(job: IQJob, payloads: BlobPayloads, timings: Timings, books: JobLedger) -> Result:
-    """From the result cache, else by the job's model (and its shadows, when asked)."""
-    models = registry()
-    localizer = models.for_model(job.model)
+# Blobs are fetched inside localize(): a Redis error must reach the task, not become a failed
+# result; a time limit ends the whole delivery.
+_RERAISE = (SoftTimeLimitExceeded, redis.RedisError)
+
+
+@dataclass
+class _Pending:
+    """A job admitted for computation, and where its IQ and result cache entry are."""
+
+    job: IQJob
+    timings: Timings
+    payloads: BlobPayloads
+    localizer: Localizer
+    iq: dict[int, bytes | None] | None  # a small job's blobs, fetched for its cache key
+    cache_key: str | None
+
+    @property
+    def source(self) -> Any:
+        return self.iq if self.iq is not None else self.payloads
+
+
+def _admitted(job: Any, job_id: str, books: JobLedger) -> _Pending:
+    """Check and parse the job and find what computing it needs (no IQ decoded yet)."""
+    if job_id_of(job) != job_id:
+        raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
+    parsed = IQJob.model_validate(job)
+    timings = Timings()
+    timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
+    payloads = books.payloads(parsed)
+    pending = _Pending(parsed, timings, payloads, registry().for_model(parsed.model), None, None)
     settings = get_settings()
     # the cap is checked (in localize) before any IQ is fetched: a job over it skips the cache
-    wanted = (settings.cache_enabled or job.ab) and job.total_samples <= localizer.max_job_samples
+    wanted = (settings.cache_enabled or parsed.ab) and (
+        parsed.total_samples <= pending.localizer.max_job_samples
+    )
     small = payloads.small_job_bytes() if wanted else None
-    iq = capture_bytes(job, small) if small is not None else None
-    cached = iq is not None and settings.cache_enabled
-    key = cache_key(job, iq, localizer.version) if cached else None
-    if key is not None and (hit := books.cache.get(key, job.job_id)) is not None:
-        hit.timings_ms = timings.model_copy()
-        return hit
-    # Blobs are fetched inside localize(): a Redis error must reach the task, not become
-    # a failed result.
-    reraise = (SoftTimeLimitExceeded, redis.RedisError)
-    result = localizer.localize(job, iq if iq is not None else payloads, timings, reraise=reraise)
-    if key is not None:
-        result.cache = "miss"
-        books.cache.put(key, result)
-    if iq is not None and job.ab is not None and job.ab.shadow and result.status == "ok":
-        score_shadow(models, job, iq, result, books.redis, settings)
+    pending.iq = capture_bytes(parsed, small) if small is not None else None
+    if pending.iq is not None and settings.cache_enabled:
+        pending.cache_key = cache_key(parsed, pending.iq, pending.localizer.version)
+    return pending
+
+
+def _from_cache(pending: _Pending, books: JobLedger) -> tuple[IQJob, Result] | None:
+    if pending.cache_key is None:
+        return None
+    hit = books.cache.get(pending.cache_key, pending.job.job_id)
+    if hit is None:
+        return None
+    hit.timings_ms = pending.timings.model_copy()
+    return pending.job, hit
+
+
+def _answered(pending: _Pending, result: Result, books: JobLedger) -> Result:
+    """The computed result, stored in the cache and scored against shadows when asked (a
+    failure of either is logged; the job keeps its result)."""
+    job = pending.job
+    try:
+        if pending.cache_key is not None:
+            result.cache = "miss"
+            books.cache.put(pending.cache_key, result)
+        shadowed = job.ab is not None and job.ab.shadow and result.status == "ok"
+        if pending.iq is not None and shadowed:
+            score_shadow(registry(), job, pending.iq, result, books.redis, get_settings())
+    except (redis.RedisError, SoftTimeLimitExceeded):
+        raise
+    except Exception:
+        log.exception("job %s: cache or shadow scoring failed; its result stands", job.job_id)
     return result
 
 
-def _parsed_or_none(job: Any) -> IQJob | None:
+def _move_fetch_time(result: Result, payloads: BlobPayloads) -> None:
+    """Blobs are fetched as the Localizer asks for them: move that time to its own stage."""
+    fetch_ms = payloads.fetch_s * 1000.0
+    result.timings_ms.fetch = fetch_ms
+    if result.timings_ms.features is not None:
+        result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
+
+
+def parsed_or_none(job: Any) -> IQJob | None:
     try:
         return IQJob.model_validate(job)
     except Exception:
         return None
 
 
-def _lost_too_often(job_id: str, attempts: int) -> Result:
+def lost_too_often(job_id: str, attempts: int) -> Result:
     cap = get_settings().max_attempts
     log.error("job %s taken %d times (cap %d); failing it", job_id, attempts, cap)
     return Result.failed(

@@ -1,16 +1,19 @@
-"""``JobRequest``: the worker main process's side of one ``heimdall.localize`` delivery.
+"""``JobRequest``: the worker main process's side of one delivery of a ``heimdall.localize``
+message (one job, whose id is the task id) or a ``heimdall.localize_pack`` message (its jobs).
 
 Celery runs these hooks in the main process when the child running the job is gone:
 ``on_failure`` with ``WorkerLostError`` (the child died: its claim is released so the
 requeued job runs again at once, not when the claim expires), and ``on_timeout`` at the hard
 limit and ``_announce_revoked`` for an expired or revoked message (Celery acks the message and
-stores nothing: the job gets its ``failed`` result here, as nothing else would publish one).
+stores nothing: each job gets its ``failed`` result here, as nothing else would publish one;
+jobs of a pack that already have one keep it).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 import redis
 from billiard.einfo import ExceptionWithTraceback
@@ -18,6 +21,8 @@ from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
 from heimdall.config import get_settings
+from heimdall.config.celery import PACK_TASK_NAME
+from heimdall.inference.localizer import job_id_of
 from heimdall.schemas.errors import ErrorCode
 from heimdall.schemas.result import Result
 from heimdall.tasks.ledger import JobLedger, ledger_client, tagged
@@ -63,19 +68,27 @@ class JobRequest(Request):
             )
         return super().on_timeout(soft, timeout)
 
+    def jobs(self) -> list[tuple[str, Any]]:
+        """``(job_id, job)`` of each job this message carries, as sent."""
+        if self.name == PACK_TASK_NAME:
+            jobs = self.args[0] if self.args and isinstance(self.args[0], list) else []
+            return [(job_id_of(job), job) for job in jobs]
+        return [(self.id, self.args[0] if self.args else None)]
+
     def _release_claim(self) -> None:
         holder = f"{socket.gethostname()}:{self.worker_pid}"
-        try:
-            if main_process_ledger().release(self.id, holder):
-                log.warning("job %s: child %s was lost; claim released", self.id, holder)
-        except redis.RedisError as exc:  # the claim then expires with the hard time limit
-            log.warning("job %s: could not release the claim of lost child: %s", self.id, exc)
+        for job_id, _ in self.jobs():
+            try:
+                if main_process_ledger().release(job_id, holder):
+                    log.warning("job %s: child %s was lost; claim released", job_id, holder)
+            except redis.RedisError as exc:  # the claim then expires with the hard time limit
+                log.warning("job %s: could not release the claim of lost child: %s", job_id, exc)
 
     def _publish_failure(self, code: ErrorCode, message: str) -> None:
         worker = f"{socket.gethostname()}:{self.worker_pid}"
-        job = self.args[0] if self.args else None
-        result = tagged(Result.failed(self.id, code, message, worker=worker), job)
-        try:
-            main_process_ledger().publish_if_new(self.task.backend, result)
-        except redis.RedisError as exc:
-            log.error("job %s: could not publish its %s result: %s", self.id, code, exc)
+        for job_id, job in self.jobs():
+            result = tagged(Result.failed(job_id, code, message, worker=worker), job)
+            try:
+                main_process_ledger().publish_if_new(self.task.backend, result)
+            except redis.RedisError as exc:
+                log.error("job %s: could not publish its %s result: %s", job_id, code, exc)

@@ -119,7 +119,7 @@ def after_task_return(retval: object = None, **_: object) -> None:
     apply a reload that arrived while it ran."""
     if metrics.current() is not None:
         metrics.current().in_progress.dec()
-        if isinstance(retval, dict):
+        if isinstance(retval, dict) and "job_id" in retval:  # a pack counts its jobs itself
             metrics.current().observe_result(retval)
     if (child := child_models()) is not None:
         child.after_task()

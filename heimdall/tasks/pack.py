@@ -1,0 +1,105 @@
+"""The ``heimdall.localize_pack`` task: several bulk jobs in one message, one ONNX call.
+
+A producer packs small bulk jobs it submits together (``Settings.pack_max_jobs`` per message),
+which spares each job the per-message costs (queue round trips, task events, the pool's pipe)
+and lets the network run once for all of them. Each job keeps its own id, result and delivery
+guarantee: it is claimed, computed once and published exactly as a ``heimdall.localize`` job,
+and the message is acked only once every job in it has its published result. A pack whose
+child is lost comes back whole: jobs already published are skipped, the rest computed, and the
+attempt cap still counts per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
+
+from heimdall.config import get_settings
+from heimdall.inference.localizer import default_worker_name, job_id_of
+from heimdall.tasks.app import PACK_TASK_NAME, TASK_NAME, app
+from heimdall.tasks.ledger import Claim, JobLedger, tagged
+from heimdall.tasks.localize import (
+    compute_many,
+    give_back,
+    ledger,
+    lost_too_often,
+    parsed_or_none,
+)
+from heimdall.workers import metrics
+
+log = logging.getLogger(__name__)
+
+
+@app.task(
+    name=PACK_TASK_NAME,
+    bind=True,
+    ignore_result=True,
+    resultrepr_maxsize=160,
+    Request="heimdall.tasks.request:JobRequest",
+)
+def localize_pack(self, jobs: list[Any]) -> dict:
+    """Localize each ``heimdall.iqjob/1`` of ``jobs``; returns how many were computed here."""
+    claimed: list[str] = []
+    try:
+        return _deliver(self, jobs, claimed)
+    except (redis.RedisError, OperationalError) as exc:
+        log.error("pack %s: Redis unavailable (%s); pack requeued", self.request.id, exc)
+        for job_id in claimed:
+            give_back(job_id)
+        raise Reject(str(exc), requeue=True) from None
+
+
+def _deliver(self, jobs: list[Any], claimed: list[str]) -> dict:
+    started_s = time.perf_counter()
+    books, holder, settings = ledger(), default_worker_name(), get_settings()
+    ids = [job_id_of(job) for job in jobs]  # the gate let in only unique string job ids
+    compute: list[tuple[str, Any]] = []
+    for job_id, job, (claim, attempts) in zip(
+        ids, jobs, books.begin_many(ids, holder), strict=True
+    ):
+        if claim is Claim.DONE:
+            books.count_done_in_batch(self.backend, job_id, job)
+        elif claim is Claim.BUSY:
+            _alone_later(self, job_id, job, settings.busy_retry_s)
+        elif attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
+            _publish(books, self.backend, stored, parsed_or_none(job))
+        elif attempts > settings.max_attempts:
+            _publish(books, self.backend, tagged(lost_too_often(job_id, attempts), job), None)
+        else:
+            claimed.append(job_id)
+            compute.append((job_id, job))
+    answers = compute_many(compute, books)
+    # a job's total is its own compute time plus its share of the pack's bookkeeping
+    computed_ms = sum(result.timings_ms.total or 0.0 for _, result in answers)
+    elapsed_ms = (time.perf_counter() - started_s) * 1000.0
+    shared_ms = max(0.0, elapsed_ms - computed_ms) / max(1, len(answers))
+    for (_, job), (parsed, result) in zip(compute, answers, strict=True):
+        result.worker = holder
+        result.timings_ms.total = (result.timings_ms.total or 0.0) + shared_ms
+        _publish(books, self.backend, tagged(result, job), parsed)
+    return {"pack": len(jobs), "computed": len(compute)}
+
+
+def _publish(books: JobLedger, backend: Any, result: Any, parsed: Any) -> None:
+    body = books.publish(backend, result, parsed)
+    if metrics.current() is not None:
+        metrics.current().observe_result(body)
+
+
+def _alone_later(self, job_id: str, job: Any, countdown_s: float) -> None:
+    """Another child holds this job (running it, or lost while running it): it goes back to
+    the queue as a job of its own, looked at again after ``countdown_s`` — never dropped."""
+    queue = (self.request.delivery_info or {}).get("routing_key") or get_settings().queue("bulk")
+    app.send_task(
+        TASK_NAME,
+        args=[job],
+        task_id=job_id,
+        queue=queue,
+        countdown=countdown_s,
+        ignore_result=True,
+    )
