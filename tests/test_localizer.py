@@ -13,6 +13,7 @@ from heimdall.geo import LocalFrame, ellipse_from_covariance
 from heimdall.inference import Localizer, load_model_files
 from heimdall.schemas import IQJob, ModelIntegrityError
 from heimdall.schemas.manifest import file_sha256
+from heimdall.schemas.result import Timings
 from heimdall.sim import ScenarioGenerator, SimConfig
 
 
@@ -309,3 +310,34 @@ def test_rss_and_auto_say_which_method_answered(localizer, job):
     for method in ("auto", "rss"):
         result = localizer.localize(job.model_copy(update={"method": method}))
         assert result.status == "ok" and result.method == "rss"
+
+
+def test_localize_many_runs_one_batch_and_equals_one_by_one(localizer):
+    """B > 1 in one ONNX call gives each job the answer it gets alone; a bad job fails alone."""
+    cfg = SimConfig(network="reference", missing_probability=0.0)
+    gen = ScenarioGenerator(cfg, seed=4040)
+    jobs = [gen.next().to_job(job_id=f"00000000-0000-4000-8000-00000000000{i}") for i in range(5)]
+    jobs[2] = jobs[2].model_copy(update={"receivers": jobs[2].receivers[:2]})  # too few
+    calls = []
+    real_run = localizer.session.run
+
+    def counting_run(names, inputs):
+        calls.append(inputs["spectra"].shape[0])
+        return real_run(names, inputs)
+
+    localizer.session.run = counting_run
+    try:
+        batched = localizer.localize_many([(j, None, Timings()) for j in jobs])
+    finally:
+        localizer.session.run = real_run
+    assert calls == [4]  # four good jobs of one shape: one call
+    alone = [localizer.localize(j) for j in jobs]
+    assert [r.job_id for r in batched] == [j.job_id for j in jobs]
+    assert batched[2].status == "failed" and batched[2].error.code.value == "too_few_receivers"
+    for b, a in zip(batched, alone, strict=True):
+        assert b.status == a.status
+        if a.status == "ok":
+            assert b.position.lat == pytest.approx(a.position.lat, abs=1e-7)
+            assert b.position.lon == pytest.approx(a.position.lon, abs=1e-7)
+            np.testing.assert_allclose(b.covariance_en_m2, a.covariance_en_m2, rtol=1e-4)
+            assert b.timings_ms.inference > 0 and b.timings_ms.features > 0

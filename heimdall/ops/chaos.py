@@ -125,11 +125,22 @@ class Audit:
         return sorted((k[7:], v) for k, v in self.statuses.items() if k.startswith("failed:"))
 
 
+PACK_JOBS = 6  # chaos sends a third of its jobs as packs of this many
+
+
 def raw_message(job: dict, queue: str) -> str:
     """The README's Celery protocol-2 message for one job, as a non-Python producer sends it."""
-    job_id = job["job_id"]
+    return _envelope("heimdall.localize", job["job_id"], job, queue)
+
+
+def raw_pack_message(jobs: list[dict], queue: str) -> str:
+    """A ``heimdall.localize_pack`` message of ``jobs``, as the producer packs bulk jobs."""
+    return _envelope("heimdall.localize_pack", str(uuid.uuid4()), jobs, queue)
+
+
+def _envelope(task: str, job_id: str, argument: object, queue: str) -> str:
     body = json.dumps(
-        [[job], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+        [[argument], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     )
     return json.dumps(
         {
@@ -137,7 +148,7 @@ def raw_message(job: dict, queue: str) -> str:
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {
-                "lang": "py", "task": "heimdall.localize", "id": job_id, "root_id": job_id,
+                "lang": "py", "task": task, "id": job_id, "root_id": job_id,
                 "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None,
                 "timelimit": [None, None], "origin": "chaos-producer",
             },
@@ -275,14 +286,22 @@ class ChaosRun:
             target=self._chaos, args=(accepted, len(jobs), done), name="chaos", daemon=True
         )
         chaos.start()
+        bulk = self.settings.queue("bulk")
+        bulk_key = f"{self.settings.key_prefix}:{bulk}"
         progress = Progress(len(jobs), "chaos submit")
         next_at = time.monotonic()
-        for i, job in enumerate(jobs):
-            self._push(queue_key, raw_message(job, queue))
-            accepted.append(job["job_id"])
-            self.pushed_at[job["job_id"]] = time.monotonic() - self.started
-            progress.update(i + 1)
-            next_at += 1.0 / self.plan.rate_per_s
+        for start in range(0, len(jobs), PACK_JOBS):
+            group = jobs[start : start + PACK_JOBS]
+            if (start // PACK_JOBS) % 3 == 2:  # every third group as one pack of bulk jobs
+                self._push(bulk_key, raw_pack_message(group, bulk))
+            else:
+                for job in group:
+                    self._push(queue_key, raw_message(job, queue))
+            for job in group:
+                accepted.append(job["job_id"])
+                self.pushed_at[job["job_id"]] = time.monotonic() - self.started
+            progress.update(len(accepted))
+            next_at += len(group) / self.plan.rate_per_s
             time.sleep(max(0.0, next_at - time.monotonic()))
         done.set()
         chaos.join()

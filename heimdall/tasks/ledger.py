@@ -38,18 +38,28 @@ redis.call('EXPIRE', KEYS[3], ARGV[3])
 return {1, attempts}
 """
 
-# KEYS: published marker, stream, then keys to delete. ARGV: marker TTL (s), channel,
-# stream MAXLEN, job_id, status, result JSON.
+# KEYS: Celery result key, published marker, stream, then keys to delete. ARGV: result key
+# TTL (s, 0 = none), Celery meta JSON, marker TTL (s), channel, stream MAXLEN, job_id, status,
+# result JSON. Stores the result as Celery's backend would (and notifies its waiters) unless
+# one is stored already — only successes are ever stored —, then publishes it once per job id
+# (stream + pub/sub) and drops the job's claim and blobs.
 FINISH_LUA = """
+local stored
+if ARGV[1] ~= '0' then
+  stored = redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1])
+else
+  stored = redis.call('SET', KEYS[1], ARGV[2], 'NX')
+end
+if stored then redis.call('PUBLISH', KEYS[1], ARGV[2]) end
 local published = 0
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-             'job_id', ARGV[4], 'status', ARGV[5], 'result', ARGV[6])
-  redis.call('PUBLISH', ARGV[2], ARGV[6])
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
+             'job_id', ARGV[6], 'status', ARGV[7], 'result', ARGV[8])
+  redis.call('PUBLISH', ARGV[4], ARGV[8])
   published = 1
 end
-if #KEYS > 2 then
-  redis.call('DEL', unpack(KEYS, 3))
+if #KEYS > 3 then
+  redis.call('DEL', unpack(KEYS, 4))
 end
 return published
 """
@@ -227,19 +237,6 @@ class JobLedger:
             self._begin_script(keys=keys, args=args, client=pipe)
         return [(Claim(int(state)), int(attempts)) for state, attempts in pipe.execute()]
 
-    def finish(self, job_id: str, status: str, result_json: str, job: IQJob | None) -> bool:
-        """Publish the stored result (XADD + PUBLISH, once per job id) and drop the job's
-        claim and blobs, atomically in one round trip. False if it was already published."""
-        s = self.settings
-        keys = [
-            s.job_key(job_id, "published"),
-            s.results_stream,
-            s.job_key(job_id, "claim"),
-            *self._own_blobs(job, job_id),
-        ]
-        args = [s.result_ttl_s, s.results_channel, s.stream_maxlen, job_id, status, result_json]
-        return bool(self._finish_script(keys=keys, args=args))
-
     def count_done_in_batch(self, backend: Any, job_id: str, job: Any) -> None:
         """A job whose result was published before (e.g. resubmitted in a new batch) still
         counts in the batch it now came with, by its stored result."""
@@ -248,7 +245,7 @@ class JobLedger:
             stored.batch_id = batch_id
             self.count_in_batch(stored)
 
-    def count_in_batch(self, result: Result) -> None:
+    def count_in_batch(self, result: Result, client: Any = None) -> None:
         """Count the job's result in its batch (once per batch and job id, however often it
         is delivered or resubmitted); the last one appends the batch summary to the stream."""
         if not result.batch_id:
@@ -260,6 +257,7 @@ class JobLedger:
             keys=[key, f"{key}:jobs", s.results_stream],
             args=[result.job_id, result.status, code, s.batch_ttl_s, result.batch_id,
                   s.stream_maxlen],
+            client=client or self.redis,
         )  # fmt: skip
 
     def release(self, job_id: str, holder: str, take_back_attempt: bool = False) -> bool:
@@ -270,15 +268,46 @@ class JobLedger:
         return bool(self._release_script(keys=keys, args=[holder, int(take_back_attempt)]))
 
     def publish(self, backend: Any, result: Result, job: IQJob | None = None) -> dict:
-        """Store ``result`` in the Celery backend, then publish it (stream + pub/sub, once per
-        job id) and drop the claim and blobs. Stored first, so whoever hears of a result
-        can fetch it. Returns the stored body (the result serialized once)."""
-        body_json = result.to_json()
-        body = json.loads(body_json)
-        backend.store_result(result.job_id, body, states.SUCCESS)
-        self.finish(result.job_id, result.status, body_json, job)
-        self.count_in_batch(result)
-        return body
+        """:meth:`publish_many` of one result."""
+        return self.publish_many(backend, [(result, job)])[0]
+
+    def publish_many(self, backend: Any, answers: list[tuple[Result, IQJob | None]]) -> list[dict]:
+        """For each result, in one round trip: store it in the Celery backend (as Celery's
+        Redis backend does, unless one is stored), then publish it (stream + pub/sub, once
+        per job id), drop the job's claim and blobs, and count it in its batch. Stored first,
+        so whoever hears of a result can fetch it. Returns the results as stored dicts."""
+        s = self.settings
+        pipe = self.redis.pipeline(transaction=False)
+        bodies = []
+        for result, job in answers:
+            body_json = result.to_json()
+            body = json.loads(body_json)
+            meta = backend._get_result_meta(
+                result=body, state=states.SUCCESS, traceback=None, request=None
+            )
+            meta["task_id"] = result.job_id
+            keys = [
+                backend.get_key_for_task(result.job_id),
+                s.job_key(result.job_id, "published"),
+                s.results_stream,
+                s.job_key(result.job_id, "claim"),
+                *self._own_blobs(job, result.job_id),
+            ]
+            args = [
+                int(backend.expires or 0),
+                backend.encode(meta),
+                s.result_ttl_s,
+                s.results_channel,
+                s.stream_maxlen,
+                result.job_id,
+                result.status,
+                body_json,
+            ]
+            self._finish_script(keys=keys, args=args, client=pipe)
+            self.count_in_batch(result, client=pipe)
+            bodies.append(body)
+        pipe.execute()
+        return bodies
 
     def publish_if_new(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:
         """:meth:`publish` unless the job already has a published result (used by a worker's

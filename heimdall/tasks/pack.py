@@ -78,15 +78,21 @@ def _deliver(self, jobs: list[Any], claimed: list[str]) -> dict:
     computed_ms = sum(result.timings_ms.total or 0.0 for _, result in answers)
     elapsed_ms = (time.perf_counter() - started_s) * 1000.0
     shared_ms = max(0.0, elapsed_ms - computed_ms) / max(1, len(answers))
+    done = []
     for (_, job), (parsed, result) in zip(compute, answers, strict=True):
         result.worker = holder
         result.timings_ms.total = (result.timings_ms.total or 0.0) + shared_ms
-        _publish(books, self.backend, tagged(result, job), parsed)
+        done.append((tagged(result, job), parsed))
+    for body in books.publish_many(self.backend, done):
+        _observe(body)
     return {"pack": len(jobs), "computed": len(compute)}
 
 
 def _publish(books: JobLedger, backend: Any, result: Any, parsed: Any) -> None:
-    body = books.publish(backend, result, parsed)
+    _observe(books.publish(backend, result, parsed))
+
+
+def _observe(body: dict) -> None:
     if metrics.current() is not None:
         metrics.current().observe_result(body)
 
