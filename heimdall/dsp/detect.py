@@ -36,20 +36,20 @@ def signal_to_floor_db(
     mean_power: np.ndarray,
     smooth_bins: int = SMOOTH_BINS,
     floor_percentile: float = FLOOR_PERCENTILE,
-) -> float:
+) -> float | np.ndarray:
     """Strongest ``smooth_bins``-wide band over the noise floor, in dB (−inf for silence, +inf
-    for a signal over an exactly zero floor)."""
+    for a signal over an exactly zero floor); ``mean_power`` ``[..., n_bins]`` gives one level
+    per capture (a float for one capture)."""
     p = np.asarray(mean_power, dtype=np.float64)
-    kernel = np.full(smooth_bins, 1.0 / smooth_bins)
     # The spectrum is circular (two-sided FFT): wrap so a signal at ±fs/2 is not split.
-    wrapped = np.concatenate([p[-(smooth_bins - 1) :], p]) if smooth_bins > 1 else p
-    peak = float(np.convolve(wrapped, kernel, mode="valid").max())
-    floor = float(np.percentile(p, floor_percentile))
-    if peak <= 0.0:
-        return float("-inf")
-    if floor <= 0.0:
-        return float("inf")
-    return 10.0 * np.log10(peak / floor)
+    wrapped = np.concatenate([p[..., p.shape[-1] - (smooth_bins - 1) :], p], axis=-1)
+    bands = np.lib.stride_tricks.sliding_window_view(wrapped, smooth_bins, axis=-1)
+    peak = bands.mean(axis=-1).max(axis=-1)
+    floor = np.percentile(p, floor_percentile, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = 10.0 * np.log10(peak / floor)
+    level = np.where(peak <= 0.0, -np.inf, np.where(floor <= 0.0, np.inf, level))
+    return float(level) if level.ndim == 0 else level
 
 
 @lru_cache(maxsize=256)  # scipy's gamma.ppf costs ~0.2 ms; frames and bins repeat
@@ -63,7 +63,9 @@ def noise_threshold_db(frames: int, n_bins: int, false_alarm: float = FALSE_ALAR
     return max(MIN_THRESHOLD_DB, float(10.0 * np.log10(peak / floor)) + MARGIN_DB)
 
 
-def signal_present(mean_power: np.ndarray, frames: int) -> bool:
-    """Whether a capture whose ``frames`` frames average to bin powers ``mean_power`` holds
-    a signal."""
-    return signal_to_floor_db(mean_power) >= noise_threshold_db(frames, len(mean_power))
+def signal_present(mean_power: np.ndarray, frames: int) -> bool | np.ndarray:
+    """Whether captures whose ``frames`` frames average to bin powers ``mean_power``
+    ``[..., n_bins]`` hold a signal (a bool for one capture)."""
+    level = signal_to_floor_db(mean_power)
+    present = np.asarray(level) >= noise_threshold_db(frames, np.shape(mean_power)[-1])
+    return bool(present) if present.ndim == 0 else present

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -16,6 +17,7 @@ MAX_FACTOR = 4096  # larger polyphase factors make filters of 10⁵ taps: not a 
 NOMINAL_TOLERANCE = 20e-6  # a GNSS-fitted true rate this close to a whole-Hz rate stands for it
 
 
+@lru_cache(maxsize=1024)  # the same few rates come again with every job
 def rational_ratio(from_rate_hz: float, to_rate_hz: float) -> tuple[int, int]:
     """``(up, down)`` with up/down = to/from exactly, for rates within 1e-6 of a millihertz grid.
 

@@ -361,7 +361,7 @@ class Localizer:
                 spectra[0, i], mean_power[i] = self.extractor.capture_features(
                     iq, pre.mean_db, pre.std_db
                 )
-        hearing = sum(signal_present(p, frames) for p in mean_power)
+        hearing = int(np.count_nonzero(signal_present(mean_power, frames)))
         if hearing < MIN_RECEIVERS:
             raise NoSignal(
                 f"a signal stands above the noise at {hearing} of {len(job.receivers)} "

@@ -61,11 +61,17 @@ class ResultCache:
 
     def get(self, key: str, job_id: str) -> Result | None:
         """The cached answer, re-addressed to ``job_id`` (its own id, time and GeoJSON)."""
-        body = self.redis.get(self.settings.cache_key(key))
-        if body is None:
-            return None
-        cached = Result.model_validate_json(body)
-        return readdressed(cached, job_id)
+        return self.get_many([(key, job_id)])[0]
+
+    def get_many(self, wanted: list[tuple[str, str]]) -> list[Result | None]:
+        """:meth:`get` for several ``(key, job_id)`` in one round trip."""
+        if not wanted:
+            return []
+        bodies = self.redis.mget([self.settings.cache_key(key) for key, _ in wanted])
+        return [
+            None if body is None else readdressed(Result.model_validate_json(body), job_id)
+            for body, (_, job_id) in zip(bodies, wanted, strict=True)
+        ]
 
     def put(self, key: str, result: Result) -> None:
         if result.status == "ok":

@@ -127,13 +127,23 @@ def compute_many(
         for k, (job_id, job) in enumerate(jobs):
             try:
                 pending[k] = _admitted(job, job_id, books)
-                out[k] = _from_cache(pending[k], books)
             except redis.RedisError:
                 raise
             except Exception as exc:
-                parsed = pending[k].job if k in pending else None
-                timings = pending[k].timings if k in pending else Timings()
-                out[k] = (parsed, failed_result(job_id, exc, timings))
+                out[k] = (None, failed_result(job_id, exc, Timings()))
+        # one round trip for the blobs of every small job, one for their cache entries
+        books.prefetch([p.payloads for p in pending.values() if p.wants_iq])
+        for k, p in pending.items():
+            try:
+                _keyed(p)
+            except Exception as exc:
+                out[k] = (p.job, failed_result(p.job.job_id, exc, p.timings))
+        keyed = [k for k, p in pending.items() if out[k] is None and p.cache_key is not None]
+        hits = books.cache.get_many([(pending[k].cache_key, pending[k].job.job_id) for k in keyed])
+        for k, hit in zip(keyed, hits, strict=True):
+            if hit is not None:
+                hit.timings_ms = pending[k].timings.model_copy()
+                out[k] = (pending[k].job, hit)
         by_model: dict[int, list[int]] = {}
         for k, p in pending.items():
             if out[k] is None:
@@ -172,8 +182,9 @@ class _Pending:
     timings: Timings
     payloads: BlobPayloads
     localizer: Localizer
-    iq: dict[int, bytes | None] | None  # a small job's blobs, fetched for its cache key
-    cache_key: str | None
+    wants_iq: bool  # its IQ is fetched whole, before computing, for its cache key
+    iq: dict[int, bytes | None] | None = None  # a small job's blobs and inline captures
+    cache_key: str | None = None
 
     @property
     def source(self) -> Any:
@@ -181,34 +192,29 @@ class _Pending:
 
 
 def _admitted(job: Any, job_id: str, books: JobLedger) -> _Pending:
-    """Check and parse the job and find what computing it needs (no IQ decoded yet)."""
+    """Check and parse the job and find what computing it needs (nothing fetched yet)."""
     if job_id_of(job) != job_id:
         raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
     parsed = IQJob.model_validate(job)
     timings = Timings()
     timings.queue = max(0.0, (datetime.now(UTC) - parsed.submitted_at).total_seconds() * 1e3)
     payloads = books.payloads(parsed)
-    pending = _Pending(parsed, timings, payloads, registry().for_model(parsed.model), None, None)
+    localizer = registry().for_model(parsed.model)
     settings = get_settings()
     # the cap is checked (in localize) before any IQ is fetched: a job over it skips the cache
     wanted = (settings.cache_enabled or parsed.ab) and (
-        parsed.total_samples <= pending.localizer.max_job_samples
+        parsed.total_samples <= localizer.max_job_samples
     )
-    small = payloads.small_job_bytes() if wanted else None
-    pending.iq = capture_bytes(parsed, small) if small is not None else None
-    if pending.iq is not None and settings.cache_enabled:
-        pending.cache_key = cache_key(parsed, pending.iq, pending.localizer.version)
-    return pending
+    return _Pending(parsed, timings, payloads, localizer, bool(wanted) and payloads.small)
 
 
-def _from_cache(pending: _Pending, books: JobLedger) -> tuple[IQJob, Result] | None:
-    if pending.cache_key is None:
-        return None
-    hit = books.cache.get(pending.cache_key, pending.job.job_id)
-    if hit is None:
-        return None
-    hit.timings_ms = pending.timings.model_copy()
-    return pending.job, hit
+def _keyed(pending: _Pending) -> None:
+    """The job's IQ bytes (fetched by now) and, with the cache on, its cache key."""
+    if not pending.wants_iq:
+        return
+    pending.iq = capture_bytes(pending.job, pending.payloads.small_job_bytes())
+    if pending.iq is not None and get_settings().cache_enabled:
+        pending.cache_key = cache_key(pending.job, pending.iq, pending.localizer.version)
 
 
 def _answered(pending: _Pending, result: Result, books: JobLedger) -> Result:
