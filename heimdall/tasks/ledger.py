@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from enum import IntEnum
+from functools import partial
 from typing import Any
 
 import redis
@@ -102,6 +103,10 @@ redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('DECR', KEYS[2]) end
 return 1
 """
+
+
+def _evalsha(sha: str, keys: list, args: list, pipe: Any) -> None:
+    pipe.evalsha(sha, len(keys), *keys, *args)
 
 
 def tagged(result: Result, job: Any) -> Result:
@@ -221,6 +226,7 @@ class JobLedger:
         self._finish_script = client.register_script(FINISH_LUA)
         self._release_script = client.register_script(RELEASE_LUA)
         self._batch_script = client.register_script(BATCH_LUA)
+        self._scripts = (self._begin_script, self._finish_script, self._batch_script)
         self.cache = ResultCache(client, settings)
 
     def payloads(self, job: IQJob) -> BlobPayloads:
@@ -260,12 +266,31 @@ class JobLedger:
     def begin_many(self, job_ids: list[str], holder: str) -> list[tuple[Claim, int]]:
         """:meth:`begin` for each job, in one round trip."""
         s = self.settings
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            keys = [s.job_key(job_id, k) for k in ("published", "claim", "attempts")]
-            args = [int(s.hard_time_limit_s * 1000), holder, s.result_ttl_s]
-            self._begin_script(keys=keys, args=args, client=pipe)
-        return [(Claim(int(state)), int(attempts)) for state, attempts in pipe.execute()]
+
+        def add(pipe: Any) -> None:
+            for job_id in job_ids:
+                keys = [s.job_key(job_id, k) for k in ("published", "claim", "attempts")]
+                args = [int(s.hard_time_limit_s * 1000), holder, s.result_ttl_s]
+                pipe.evalsha(self._begin_script.sha, len(keys), *keys, *args)
+
+        return [(Claim(int(state)), int(attempts)) for state, attempts in self._pipelined(add)]
+
+    def _pipelined(self, add: Any) -> list:
+        """The replies to the commands ``add(pipe)`` queues, in one round trip. Scripts go by
+        EVALSHA: redis-py's scripts in a pipeline first ask SCRIPT EXISTS, one more round trip
+        each time; when a restarted Redis has lost them, they are loaded and it runs again
+        (a NOSCRIPT reply means no script of the pipeline ran)."""
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            add(pipe)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                for script in self._scripts:
+                    self.redis.script_load(script.script)
+        raise AssertionError("unreachable")
 
     def count_done_in_batch(self, backend: Any, job_id: str, job: Any) -> None:
         """A job whose result was published before (e.g. resubmitted in a new batch) still
@@ -275,20 +300,21 @@ class JobLedger:
             stored.batch_id = batch_id
             self.count_in_batch(stored)
 
-    def count_in_batch(self, result: Result, client: Any = None) -> None:
+    def count_in_batch(self, result: Result) -> None:
         """Count the job's result in its batch (once per batch and job id, however often it
         is delivered or resubmitted); the last one appends the batch summary to the stream."""
-        if not result.batch_id:
-            return
+        if result.batch_id:
+            keys, args = self._batch_call(result)
+            self._batch_script(keys=keys, args=args)
+
+    def _batch_call(self, result: Result) -> tuple[list, list]:
         s = self.settings
         key = s.batch_key(result.batch_id)
         code = result.error.code.value if result.error else ""
-        self._batch_script(
-            keys=[key, f"{key}:jobs", s.results_stream],
-            args=[result.job_id, result.status, code, s.batch_ttl_s, result.batch_id,
-                  s.stream_maxlen],
-            client=client or self.redis,
-        )  # fmt: skip
+        keys = [key, f"{key}:jobs", s.results_stream]
+        args = [result.job_id, result.status, code, s.batch_ttl_s, result.batch_id,
+                s.stream_maxlen]  # fmt: skip
+        return keys, args
 
     def release(self, job_id: str, holder: str, take_back_attempt: bool = False) -> bool:
         """Drop the job's claim if ``holder`` still holds it: its child was lost (the
@@ -297,19 +323,27 @@ class JobLedger:
         keys = [self.settings.job_key(job_id, "claim"), self.settings.job_key(job_id, "attempts")]
         return bool(self._release_script(keys=keys, args=[holder, int(take_back_attempt)]))
 
-    def publish(self, backend: Any, result: Result, job: IQJob | None = None) -> dict:
+    def publish(
+        self,
+        backend: Any,
+        result: Result,
+        job: IQJob | None = None,
+        cache_key: str | None = None,
+    ) -> dict:
         """:meth:`publish_many` of one result."""
-        return self.publish_many(backend, [(result, job)])[0]
+        return self.publish_many(backend, [(result, job, cache_key)])[0]
 
-    def publish_many(self, backend: Any, answers: list[tuple[Result, IQJob | None]]) -> list[dict]:
-        """For each result, in one round trip: store it in the Celery backend (as Celery's
-        Redis backend does, unless one is stored), then publish it (stream + pub/sub, once
-        per job id), drop the job's claim and blobs, and count it in its batch. Stored first,
-        so whoever hears of a result can fetch it. Returns the results as stored dicts."""
+    def publish_many(
+        self, backend: Any, answers: list[tuple[Result, IQJob | None, str | None]]
+    ) -> list[dict]:
+        """For each ``(result, job, cache key)``, in one round trip: store the result in the
+        Celery backend (as Celery's Redis backend does, unless one is stored), then publish it
+        (stream + pub/sub, once per job id), drop the job's claim and blobs, count it in its
+        batch, and keep an ``ok`` result in the result cache under its key, if it has one.
+        Stored first, so whoever hears of a result can fetch it. Returns the stored dicts."""
         s = self.settings
-        pipe = self.redis.pipeline(transaction=False)
-        bodies = []
-        for result, job in answers:
+        calls, bodies = [], []
+        for result, job, cache_key in answers:
             body_json = result.to_json()
             body = json.loads(body_json)
             meta = backend._get_result_meta(
@@ -333,10 +367,21 @@ class JobLedger:
                 result.status,
                 body_json,
             ]
-            self._finish_script(keys=keys, args=args, client=pipe)
-            self.count_in_batch(result, client=pipe)
+            calls.append(partial(_evalsha, self._finish_script.sha, keys, args))
+            if result.batch_id:
+                calls.append(partial(_evalsha, self._batch_script.sha, *self._batch_call(result)))
+            if cache_key is not None and result.status == "ok":
+                key = s.cache_key(cache_key)
+                calls.append(
+                    lambda pipe, key=key, value=body_json: pipe.set(key, value, ex=s.cache_ttl_s)
+                )
             bodies.append(body)
-        pipe.execute()
+
+        def add(pipe: Any) -> None:
+            for call in calls:
+                call(pipe)
+
+        self._pipelined(add)
         return bodies
 
     def publish_if_new(self, backend: Any, result: Result, job: IQJob | None = None) -> bool:

@@ -101,27 +101,32 @@ def _deliver(self, job: Any) -> dict | None:
     if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
         # An earlier delivery stored this result and was lost before publishing it.
         return books.publish(self.backend, stored, parsed_or_none(job))
-    parsed: IQJob | None = None
+    parsed, cached_as = None, None
     if attempts > get_settings().max_attempts:
         result = lost_too_often(job_id, attempts)
     else:
-        parsed, result = _compute(job, job_id, books)
+        answer = compute_many([(job_id, job)], books)[0]
+        parsed, result, cached_as = answer.job, answer.result, answer.cache_key
     result.worker = default_worker_name()
     result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    return books.publish(self.backend, tagged(result, job), parsed)
+    return books.publish(self.backend, tagged(result, job), parsed, cached_as)
 
 
-def _compute(job: Any, job_id: str, books: JobLedger) -> tuple[IQJob | None, Result]:
-    return compute_many([(job_id, job)], books)[0]
+@dataclass
+class Answer:
+    """A job's result, its parsed job (None if it did not parse), and the result cache key
+    to store the result under when it is published (a computed ``ok`` result)."""
+
+    job: IQJob | None
+    result: Result
+    cache_key: str | None = None
 
 
-def compute_many(
-    jobs: list[tuple[str, Any]], books: JobLedger
-) -> list[tuple[IQJob | None, Result]]:
-    """``(parsed job or None, result)`` for each ``(job_id, job)``: from the result cache, else
-    by the job's model — jobs for one model together, one ONNX call per shape (and shadows,
-    when asked). Anything a job got wrong fails that job alone; Redis errors propagate."""
-    out: list[tuple[IQJob | None, Result] | None] = [None] * len(jobs)
+def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
+    """An :class:`Answer` for each ``(job_id, job)``: from the result cache, else by the job's
+    model — jobs for one model together, one ONNX call per shape (and shadows, when asked).
+    Anything a job got wrong fails that job alone; Redis errors propagate."""
+    out: list[Answer | None] = [None] * len(jobs)
     pending: dict[int, _Pending] = {}
     try:
         for k, (job_id, job) in enumerate(jobs):
@@ -130,20 +135,20 @@ def compute_many(
             except redis.RedisError:
                 raise
             except Exception as exc:
-                out[k] = (None, failed_result(job_id, exc, Timings()))
+                out[k] = Answer(None, failed_result(job_id, exc, Timings()))
         # one round trip for the blobs of every small job, one for their cache entries
         books.prefetch([p.payloads for p in pending.values() if p.wants_iq])
         for k, p in pending.items():
             try:
                 _keyed(p)
             except Exception as exc:
-                out[k] = (p.job, failed_result(p.job.job_id, exc, p.timings))
+                out[k] = Answer(p.job, failed_result(p.job.job_id, exc, p.timings))
         keyed = [k for k, p in pending.items() if out[k] is None and p.cache_key is not None]
         hits = books.cache.get_many([(pending[k].cache_key, pending[k].job.job_id) for k in keyed])
         for k, hit in zip(keyed, hits, strict=True):
             if hit is not None:
                 hit.timings_ms = pending[k].timings.model_copy()
-                out[k] = (pending[k].job, hit)
+                out[k] = Answer(pending[k].job, hit)
         by_model: dict[int, list[int]] = {}
         for k, p in pending.items():
             if out[k] is None:
@@ -153,19 +158,21 @@ def compute_many(
             items = [(pending[k].job, pending[k].source, pending[k].timings) for k in ks]
             results = localizer.localize_many(items, reraise=_RERAISE)
             for k, result in zip(ks, results, strict=True):
-                out[k] = (pending[k].job, _answered(pending[k], result, books))
+                _score_shadows(pending[k], result, books)
+                stored = pending[k].cache_key if result.status == "ok" else None
+                if stored is not None:
+                    result.cache = "miss"
+                out[k] = Answer(pending[k].job, result, stored)
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
         for k, (job_id, _) in enumerate(jobs):
             if out[k] is None:
                 timings = pending[k].timings if k in pending else Timings()
                 timeout = JobTimeout(f"job exceeded the {limit:g} s soft time limit")
-                out[k] = (
-                    pending[k].job if k in pending else None,
-                    failed_result(job_id, timeout, timings),
-                )
+                job = pending[k].job if k in pending else None
+                out[k] = Answer(job, failed_result(job_id, timeout, timings))
     for k, p in pending.items():
-        _move_fetch_time(out[k][1], p.payloads)
+        _move_fetch_time(out[k].result, p.payloads)
     return out
 
 
@@ -217,22 +224,18 @@ def _keyed(pending: _Pending) -> None:
         pending.cache_key = cache_key(pending.job, pending.iq, pending.localizer.version)
 
 
-def _answered(pending: _Pending, result: Result, books: JobLedger) -> Result:
-    """The computed result, stored in the cache and scored against shadows when asked (a
-    failure of either is logged; the job keeps its result)."""
+def _score_shadows(pending: _Pending, result: Result, books: JobLedger) -> None:
+    """Score a shadow job's result against the other versions served here (a failure is
+    logged; the job keeps its result)."""
     job = pending.job
+    if pending.iq is None or job.ab is None or not job.ab.shadow or result.status != "ok":
+        return
     try:
-        if pending.cache_key is not None:
-            result.cache = "miss"
-            books.cache.put(pending.cache_key, result)
-        shadowed = job.ab is not None and job.ab.shadow and result.status == "ok"
-        if pending.iq is not None and shadowed:
-            score_shadow(registry(), job, pending.iq, result, books.redis, get_settings())
+        score_shadow(registry(), job, pending.iq, result, books.redis, get_settings())
     except (redis.RedisError, SoftTimeLimitExceeded):
         raise
     except Exception:
-        log.exception("job %s: cache or shadow scoring failed; its result stands", job.job_id)
-    return result
+        log.exception("job %s: shadow scoring failed; its result stands", job.job_id)
 
 
 def _move_fetch_time(result: Result, payloads: BlobPayloads) -> None:

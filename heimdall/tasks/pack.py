@@ -75,14 +75,15 @@ def _deliver(self, jobs: list[Any], claimed: list[str]) -> dict:
             compute.append((job_id, job))
     answers = compute_many(compute, books)
     # a job's total is its own compute time plus its share of the pack's bookkeeping
-    computed_ms = sum(result.timings_ms.total or 0.0 for _, result in answers)
+    computed_ms = sum(answer.result.timings_ms.total or 0.0 for answer in answers)
     elapsed_ms = (time.perf_counter() - started_s) * 1000.0
     shared_ms = max(0.0, elapsed_ms - computed_ms) / max(1, len(answers))
     done = []
-    for (_, job), (parsed, result) in zip(compute, answers, strict=True):
+    for (_, job), answer in zip(compute, answers, strict=True):
+        result = answer.result
         result.worker = holder
         result.timings_ms.total = (result.timings_ms.total or 0.0) + shared_ms
-        done.append((tagged(result, job), parsed))
+        done.append((tagged(result, job), answer.job, answer.cache_key))
     for body in books.publish_many(self.backend, done):
         _observe(body)
     return {"pack": len(jobs), "computed": len(compute)}

@@ -1,0 +1,66 @@
+"""The ledger's pipelined publication against a real Redis and Celery's own backend reader:
+results land in the backend exactly as Celery stores them, once, with cache and batch, and
+survive a Redis that lost its scripts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from heimdall.config import Settings
+from heimdall.config.celery import celery_app
+from heimdall.schemas.result import Result
+from heimdall.tasks.ledger import Claim, JobLedger, ledger_client
+
+pytestmark = pytest.mark.redis_broker
+
+
+@pytest.fixture
+def books(redis_server):
+    settings = Settings(redis_url=redis_server.url, key_prefix=f"l{uuid.uuid4().hex[:8]}")
+    app = celery_app(settings, "test-ledger")
+    yield JobLedger(ledger_client(settings.redis_url), settings), app
+    app.close()
+
+
+def _result(job_id: str, status: str = "ok", batch_id: str | None = None) -> Result:
+    if status == "ok":
+        return Result(job_id=job_id, status="ok", model_version="v1", batch_id=batch_id)
+    return Result.failed(job_id, "no_signal", "nothing heard")
+
+
+def test_publish_many_stores_publishes_caches_and_counts_once(books):
+    ledger, app = books
+    s = ledger.settings
+    batch_id = str(uuid.uuid4())
+    ledger.redis.hset(s.batch_key(batch_id), mapping={"total": 3})
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    answers = [
+        (_result(ids[0], batch_id=batch_id), None, "k0"),
+        (_result(ids[1], "failed"), None, "k1"),
+        (_result(ids[2], batch_id=batch_id), None, None),
+    ]
+    answers[1][0].batch_id = batch_id
+    ledger.publish_many(app.backend, answers)
+    ledger.publish_many(app.backend, answers)  # a second delivery publishes nothing new
+    for job_id, status in zip(ids, ["ok", "failed", "ok"], strict=True):
+        meta = app.backend.get_task_meta(job_id)
+        assert meta["status"] == "SUCCESS" and meta["result"]["status"] == status
+    entries = ledger.redis.xrange(s.results_stream)
+    assert sorted(e[1][b"job_id"].decode() for e in entries if b"job_id" in e[1]) == sorted(ids)
+    assert ledger.redis.exists(s.cache_key("k0")) and not ledger.redis.exists(s.cache_key("k1"))
+    record = ledger.redis.hgetall(s.batch_key(batch_id))
+    assert record[b"ended"] == b"3"  # counted once each, whatever the deliveries
+    assert sum(e[1].get(b"kind") == b"batch" for e in entries) == 1
+
+
+def test_scripts_lost_by_a_restarted_redis_are_loaded_again(books):
+    ledger, app = books
+    ledger.redis.script_flush()
+    job_id = str(uuid.uuid4())
+    assert ledger.begin_many([job_id], "here:1") == [(Claim.CLAIMED, 1)]
+    ledger.redis.script_flush()
+    ledger.publish_many(app.backend, [(_result(job_id), None, None)])
+    assert app.backend.get_task_meta(job_id)["status"] == "SUCCESS"
+    assert ledger.begin_many([job_id], "here:1") == [(Claim.DONE, 0)]
