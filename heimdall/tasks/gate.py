@@ -20,6 +20,7 @@ recovered (the task id, the body's ``job_id``, a refused pack's UUID job ids) ge
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import uuid
@@ -240,8 +241,31 @@ def as_envelope(message: Any) -> bytes:
     return json.dumps(envelope, default=str).encode()
 
 
+# Task events (for Flower) are published at most this often, several per message: Celery
+# flushes its event buffer on the next loop turn, one PUBLISH round trip per turn — with a job
+# arriving every few ms that was most of the main process's time.
+EVENT_FLUSH_S = 0.02
+
+
 class GuardedConsumer(Consumer):
-    """Celery's consumer with the gate in front of its task-message handler."""
+    """Celery's consumer with the gate in front of its task-message handler, and task events
+    sent in batches every ``EVENT_FLUSH_S``."""
+
+    _event_flush_due = False
+
+    def on_send_event_buffered(self) -> None:
+        if self.hub and not self._event_flush_due:
+            self._event_flush_due = True
+            self.hub.call_later(EVENT_FLUSH_S, self._flush_buffered_events)
+
+    def _flush_buffered_events(self) -> None:
+        self._event_flush_due = False
+        self._flush_events()
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(Exception):  # events are best effort; the jobs are not
+            self._flush_events()
+        super().shutdown()
 
     def create_task_handler(self, *args, **kwargs):
         handle = super().create_task_handler(*args, **kwargs)

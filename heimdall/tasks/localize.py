@@ -32,6 +32,7 @@ from heimdall.tasks.app import TASK_NAME, app
 from heimdall.tasks.cache import cache_key, capture_bytes
 from heimdall.tasks.ledger import BlobPayloads, Claim, JobLedger, ledger_client, tagged
 from heimdall.tasks.shadow import score_shadow
+from heimdall.workers import metrics
 
 log = logging.getLogger(__name__)
 _ledger: JobLedger | None = None
@@ -69,7 +70,8 @@ def registry() -> ModelRegistry:
     Request="heimdall.tasks.request:JobRequest",
 )
 def localize(self, job: Any) -> dict | None:
-    """Localize one ``heimdall.iqjob/1``; returns its ``heimdall.result/1`` as a dict."""
+    """Localize one ``heimdall.iqjob/1`` and publish its ``heimdall.result/1``; returns the
+    job id and status (the result itself travels by Redis, not back through the pool)."""
     try:
         return _deliver(self, job)
     except (redis.RedisError, OperationalError) as exc:
@@ -100,7 +102,7 @@ def _deliver(self, job: Any) -> dict | None:
         raise self.retry(countdown=get_settings().busy_retry_s, max_retries=None)
     if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
         # An earlier delivery stored this result and was lost before publishing it.
-        return books.publish(self.backend, stored, parsed_or_none(job))
+        return published(books.publish(self.backend, stored, parsed_or_none(job)))
     parsed, cached_as = None, None
     if attempts > get_settings().max_attempts:
         result = lost_too_often(job_id, attempts)
@@ -109,13 +111,20 @@ def _deliver(self, job: Any) -> dict | None:
         parsed, result, cached_as = answer.job, answer.result, answer.cache_key
     result.worker = default_worker_name()
     result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    return books.publish(self.backend, tagged(result, job), parsed, cached_as)
+    return published(books.publish(self.backend, tagged(result, job), parsed, cached_as))
+
+
+def published(body: dict) -> dict:
+    """Count a published result in the child's metrics; the task's short return value."""
+    if metrics.current() is not None:
+        metrics.current().observe_result(body)
+    return {"job_id": body.get("job_id"), "status": body.get("status")}
 
 
 @dataclass
 class Answer:
     """A job's result, its parsed job (None if it did not parse), and the result cache key
-    to store the result under when it is published (a computed ``ok`` result)."""
+    of a computed result (published results are stored under it if ``ok``)."""
 
     job: IQJob | None
     result: Result
@@ -159,10 +168,9 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
             results = localizer.localize_many(items, reraise=_RERAISE)
             for k, result in zip(ks, results, strict=True):
                 _score_shadows(pending[k], result, books)
-                stored = pending[k].cache_key if result.status == "ok" else None
-                if stored is not None:
-                    result.cache = "miss"
-                out[k] = Answer(pending[k].job, result, stored)
+                if pending[k].cache_key is not None:
+                    result.cache = "miss"  # looked up, not found; stored only if ok
+                out[k] = Answer(pending[k].job, result, pending[k].cache_key)
     except SoftTimeLimitExceeded:
         limit = get_settings().soft_time_limit_s
         for k, (job_id, _) in enumerate(jobs):

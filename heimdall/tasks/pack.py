@@ -29,8 +29,8 @@ from heimdall.tasks.localize import (
     ledger,
     lost_too_often,
     parsed_or_none,
+    published,
 )
-from heimdall.workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +85,12 @@ def _deliver(self, jobs: list[Any], claimed: list[str]) -> dict:
         result.timings_ms.total = (result.timings_ms.total or 0.0) + shared_ms
         done.append((tagged(result, job), answer.job, answer.cache_key))
     for body in books.publish_many(self.backend, done):
-        _observe(body)
+        published(body)
     return {"pack": len(jobs), "computed": len(compute)}
 
 
 def _publish(books: JobLedger, backend: Any, result: Any, parsed: Any) -> None:
-    _observe(books.publish(backend, result, parsed))
-
-
-def _observe(body: dict) -> None:
-    if metrics.current() is not None:
-        metrics.current().observe_result(body)
+    published(books.publish(backend, result, parsed))
 
 
 def _alone_later(self, job_id: str, job: Any, countdown_s: float) -> None:

@@ -114,13 +114,11 @@ def before_task_start(**_: object) -> None:
 
 
 @signals.task_postrun.connect
-def after_task_return(retval: object = None, **_: object) -> None:
-    """Count the finished job (a duplicate that was ignored or retried returns no dict), then
+def after_task_return(**_: object) -> None:
+    """The task is no longer in progress (its jobs were counted as they were published);
     apply a reload that arrived while it ran."""
     if metrics.current() is not None:
         metrics.current().in_progress.dec()
-        if isinstance(retval, dict) and "job_id" in retval:  # a pack counts its jobs itself
-            metrics.current().observe_result(retval)
     if (child := child_models()) is not None:
         child.after_task()
 
