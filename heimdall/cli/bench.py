@@ -36,9 +36,14 @@ _pool_localizer: Localizer | None = None
 
 
 def standard_jobs(
-    n: int, seed: int, receivers: int | None = None, num_samples: int = 10_000
+    n: int,
+    seed: int,
+    receivers: int | None = None,
+    num_samples: int = 10_000,
+    datatype: str = "cf32_le",
 ) -> list[IQJob]:
-    """``n`` standard jobs (fresh job ids), or ``receivers`` random stations when given."""
+    """``n`` standard jobs (fresh job ids), or ``receivers`` random stations when given; IQ
+    as ``datatype`` (ci16_le: what a 16-bit source such as a KiwiSDR sends)."""
     if receivers is None:
         cfg = SimConfig(network="reference", missing_probability=0.0, num_samples=num_samples)
     else:
@@ -52,7 +57,7 @@ def standard_jobs(
     progress = Progress(n, "simulate")
     jobs = []
     for i in range(n):
-        jobs.append(gen.next().to_job(job_id=str(uuid.uuid4())))
+        jobs.append(gen.next().to_job(datatype, job_id=str(uuid.uuid4())))
         progress.update(i + 1)
     return jobs
 
@@ -149,7 +154,8 @@ def compute_limit(jobs: list[IQJob], processes: int, model_dir: Path) -> dict:
         "jobs_per_s": len(jobs) / elapsed_s,
         "failed": sum(r["status"] != "ok" for r in rows),
         "stage_ms_median": {
-            k: statistics.median(r[k] for r in rows) for k in ("features", "inference", "total")
+            k: statistics.median(r[k] for r in rows if r[k] is not None)
+            for k in ("features", "inference", "total")
         },
     }
 
@@ -206,6 +212,7 @@ def _percentiles(values: list[float]) -> dict:
 def fleet(
     jobs: list[IQJob],
     single_jobs: list[IQJob],
+    ci16_jobs: list[IQJob],
     latency_jobs: list[IQJob],
     processes: int,
     settings: Settings,
@@ -216,7 +223,8 @@ def fleet(
     redis_pid: int | None = None,
 ) -> dict:
     """Saturated throughput of ``jobs`` as bulk jobs (packed by the producer) and of
-    ``single_jobs`` as interactive ones (one message each), with the CPU time each process
+    ``single_jobs`` as interactive ones (one message each) and of ``ci16_jobs`` as bulk jobs
+    (IQ as 16-bit integers: half the bytes through Redis), with the CPU time each process
     spent per job; then open-loop latency of interactive jobs at ``rate_fraction`` of the
     latter; then (with ``with_tdoa``) the TDoA cases one by one."""
     env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
@@ -234,6 +242,8 @@ def fleet(
             saturated, handles = _saturated(producer, clock, node, redis_pid, bulk, timeout_s)
             audit = _audit(producer, settings, [h.job_id for h in handles], clock)
             single, _ = _saturated(producer, clock, node, redis_pid, single_jobs, timeout_s)
+            bulk16 = [j.model_copy(update={"priority": "bulk"}) for j in ci16_jobs]
+            ci16, _ = _saturated(producer, clock, node, redis_pid, bulk16, timeout_s)
 
             rate = rate_fraction * single["jobs_per_s"]
             open_loop = _open_loop(producer, clock, latency_jobs, rate, timeout_s)
@@ -248,6 +258,7 @@ def fleet(
         "cold_start_s": cold_start_s,
         "saturated": saturated,
         "saturated_single": single,
+        "saturated_ci16": ci16,
         "audit": audit,
         "half_load": {**open_loop, "stage_ms_median": stages},
     }
@@ -492,6 +503,8 @@ def run_bench(
     }
     print(f"compute limit: {processes} in-process Localizers", flush=True)
     report["compute_limit"] = compute_limit(standard, processes, model_dir)
+    standard16 = standard_jobs(jobs, seed=10, datatype="ci16_le")
+    report["compute_limit_ci16"] = compute_limit(standard16, processes, model_dir)
     report["features"] = feature_cost(standard[0], model_dir)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="heimdall-bench-") as tmp:
         url, redis_pid = base.redis_url, None
@@ -506,6 +519,7 @@ def run_bench(
         report["fleet"] = fleet(
             standard,
             standard_jobs(jobs, seed=9),
+            standard16,
             standard_jobs(latency_jobs, seed=8),
             processes,
             settings,
@@ -517,6 +531,9 @@ def run_bench(
     limit = report["compute_limit"]["jobs_per_s"]
     report["fleet_to_compute_ratio"] = report["fleet"]["saturated"]["jobs_per_s"] / limit
     report["single_to_compute_ratio"] = report["fleet"]["saturated_single"]["jobs_per_s"] / limit
+    report["ci16_to_compute_ratio"] = (
+        report["fleet"]["saturated_ci16"]["jobs_per_s"] / report["compute_limit_ci16"]["jobs_per_s"]
+    )
     if with_scaling:
         print("scaling: in-process cost vs receivers and samples", flush=True)
         report["scaling"] = scaling(model_dir)
@@ -532,6 +549,7 @@ def run_bench(
 def bench_tables(report: dict) -> str:
     c, f = report["compute_limit"], report["fleet"]
     sat, half, single = f["saturated"], f["half_load"], f.get("saturated_single")
+    ci16, c16 = f.get("saturated_ci16"), report.get("compute_limit_ci16")
     parts = [
         format_table(
             ["mode", "processes", "jobs", "jobs/s", "p50 ms", "p95 ms", "p99 ms"],
@@ -551,6 +569,22 @@ def bench_tables(report: dict) -> str:
                     if single
                     else []
                 ),
+                *(
+                    [
+                        [
+                            "compute limit, ci16 IQ",
+                            c16["processes"],
+                            c16["jobs"],
+                            c16["jobs_per_s"],
+                            "",
+                            "",
+                            "",
+                        ],
+                        _saturated_row("fleet, saturated, bulk, ci16 IQ", f["processes"], ci16),
+                    ]
+                    if ci16 and c16
+                    else []
+                ),
                 [
                     f"fleet, {half['rate_per_s']:.1f} jobs/s (half load)",
                     f["processes"],
@@ -566,6 +600,8 @@ def bench_tables(report: dict) -> str:
     ratios = f"fleet / compute limit = {report['fleet_to_compute_ratio']:.3f} (bulk, packed)"
     if "single_to_compute_ratio" in report:
         ratios += f", {report['single_to_compute_ratio']:.3f} (interactive, one job per message)"
+    if "ci16_to_compute_ratio" in report:
+        ratios += f", {report['ci16_to_compute_ratio']:.3f} (bulk, ci16 IQ, vs its own limit)"
     parts.append(ratios)
     if "features" in report:
         feat = report["features"]
@@ -582,10 +618,11 @@ def bench_tables(report: dict) -> str:
     )
     cpu = sat.get("cpu_ms_per_job")
     if cpu:
-        runs = [sat] + ([single] if single else [])
+        runs = [sat] + ([single] if single else []) + ([ci16] if ci16 else [])
         rows = [[k] + [f"{r['cpu_ms_per_job'][k]:.2f}" for r in runs] for k in cpu]
         rows.append(["all"] + [f"{sum(r['cpu_ms_per_job'].values()):.2f}" for r in runs])
         head = ["CPU ms per job, saturated", "bulk"] + (["interactive"] if single else [])
+        head += ["bulk, ci16"] if ci16 else []
         parts.append(format_table(head, rows))
     stage = half["stage_ms_median"]
     parts.append(
