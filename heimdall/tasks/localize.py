@@ -141,7 +141,7 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
         for k, (job_id, job) in enumerate(jobs):
             try:
                 pending[k] = _admitted(job, job_id, books)
-            except redis.RedisError:
+            except _RERAISE:
                 raise
             except Exception as exc:
                 out[k] = Answer(None, failed_result(job_id, exc, Timings()))
@@ -149,7 +149,9 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
         # one pipeline at twice the CPU), then all cache entries in one round trip
         for k, p in pending.items():
             try:
-                _keyed(p)
+                _keyed(p)  # fetches the blobs: a Redis error must reach the task
+            except _RERAISE:
+                raise
             except Exception as exc:
                 out[k] = Answer(p.job, failed_result(p.job.job_id, exc, p.timings))
         keyed = [k for k, p in pending.items() if out[k] is None and p.cache_key is not None]

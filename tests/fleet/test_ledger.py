@@ -64,3 +64,24 @@ def test_scripts_lost_by_a_restarted_redis_are_loaded_again(books):
     ledger.publish_many(app.backend, [(_result(job_id), None, None)])
     assert app.backend.get_task_meta(job_id)["status"] == "SUCCESS"
     assert ledger.begin_many([job_id], "here:1") == [(Claim.DONE, 0)]
+
+
+def test_redis_gone_while_fetching_blobs_reaches_the_task_not_a_failed_result(books):
+    """The task turns a Redis error into a requeue; compute_many must not answer the job."""
+    import redis
+
+    from heimdall.sim import ScenarioGenerator, SimConfig
+    from heimdall.tasks.localize import compute_many
+
+    ledger, _ = books
+    gone = JobLedger(redis.Redis(port=1, socket_connect_timeout=0.2), ledger.settings)
+    job = ScenarioGenerator(SimConfig(network="reference"), seed=12).next().to_job(
+        job_id=str(uuid.uuid4())
+    )
+    receivers = [
+        r.model_copy(update={"iq_b64": None, "iq_ref": f"nowhere:{i}"})
+        for i, r in enumerate(job.receivers)
+    ]
+    job = job.model_copy(update={"receivers": receivers})
+    with pytest.raises(redis.ConnectionError):
+        compute_many([(job.job_id, job.model_dump(mode="json", by_alias=True))], gone)
