@@ -64,14 +64,16 @@ def _deliver(self, jobs: list[Any], claimed: list[str]) -> dict:
     ):
         if claim is Claim.DONE:
             books.count_done_in_batch(self.backend, job_id, job)
-        elif claim is Claim.BUSY:
+            continue
+        if claim is Claim.BUSY:
             _alone_later(self, job_id, job, settings.busy_retry_s)
-        elif attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
+            continue
+        claimed.append(job_id)  # given back if Redis goes away before it is published
+        if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
             _publish(books, self.backend, stored, parsed_or_none(job))
         elif attempts > settings.max_attempts:
             _publish(books, self.backend, tagged(lost_too_often(job_id, attempts), job), None)
         else:
-            claimed.append(job_id)
             compute.append((job_id, job))
     answers = compute_many(compute, books)
     # a job's total is its own compute time plus its share of the pack's bookkeeping
