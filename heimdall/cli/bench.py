@@ -65,9 +65,9 @@ def standard_jobs(
 
 def by_reference(job: IQJob) -> tuple[IQJob, dict[int, bytes]]:
     """The job as a worker sees it after fetching blobs: ``iq_ref`` captures plus payloads."""
-    payloads = {i: r.inline_bytes() for i, r in enumerate(job.receivers)}
+    job, payloads = with_payloads(job)
     receivers = [
-        r.model_copy(update={"iq_b64": None, "iq_ref": f"bench:{job.job_id}:{i}"})
+        r.model_copy(update={"iq_ref": f"bench:{job.job_id}:{i}"})
         for i, r in enumerate(job.receivers)
     ]
     return job.model_copy(update={"receivers": receivers}), payloads

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -73,10 +74,15 @@ class ResultCache:
             for body, (_, job_id) in zip(bodies, wanted, strict=True)
         ]
 
-    def put(self, key: str, result: Result) -> None:
+    def put(
+        self, key: str, result: Result, result_json: str | None = None, client: Any = None
+    ) -> None:
+        """Keep an ``ok`` result under ``key`` for ``cache_ttl_s`` (``client``: a pipeline the
+        write rides in; ``result_json``: the result already serialized)."""
         if result.status == "ok":
-            ttl_s = self.settings.cache_ttl_s
-            self.redis.set(self.settings.cache_key(key), result.to_json(), ex=ttl_s)
+            value = result_json if result_json is not None else result.to_json()
+            target = client if client is not None else self.redis
+            target.set(self.settings.cache_key(key), value, ex=self.settings.cache_ttl_s)
 
 
 def readdressed(result: Result, job_id: str) -> Result:

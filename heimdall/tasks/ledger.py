@@ -350,11 +350,8 @@ class JobLedger:
             calls.append(partial(_evalsha, self._finish_script.sha, keys, args))
             if result.batch_id:
                 calls.append(partial(_evalsha, self._batch_script.sha, *self._batch_call(result)))
-            if cache_key is not None and result.status == "ok":
-                key = s.cache_key(cache_key)
-                calls.append(
-                    lambda pipe, key=key, value=body_json: pipe.set(key, value, ex=s.cache_ttl_s)
-                )
+            if cache_key is not None:
+                calls.append(partial(self.cache.put, cache_key, result, body_json))  # (pipe)
             bodies.append(body)
 
         def add(pipe: Any) -> None:
