@@ -6,7 +6,7 @@ import uuid
 
 from heimdall.schemas.result import Result
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.tasks.cache import cache_key, capture_bytes, readdressed
+from heimdall.store.cache import cache_key, capture_bytes, readdressed
 
 
 def _job(**fields):

@@ -142,7 +142,7 @@ def _read_jobs_file(path: str):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from heimdall.workers.metrics import prepare_multiprocess_dir
+    from heimdall.telemetry.metrics import prepare_multiprocess_dir
 
     settings = get_settings()
     prepare_multiprocess_dir(settings)  # before Celery's CLI imports prometheus_client
@@ -330,7 +330,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     """List, show, requeue or purge the messages workers refused (``{prefix}:dead-letters``)."""
     import redis
 
-    from heimdall.tasks.deadletters import DeadLetterBox
+    from heimdall.broker.deadletters import DeadLetterBox
 
     settings = get_settings()
     box = DeadLetterBox(redis.Redis.from_url(settings.redis_url), settings)

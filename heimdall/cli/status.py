@@ -7,10 +7,10 @@ import json
 
 import redis
 
+from heimdall.broker.queues import queue_lengths
 from heimdall.cli.console import format_table
 from heimdall.config import Settings
 from heimdall.config.celery import celery_app
-from heimdall.tasks.queues import queue_lengths
 
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:

@@ -60,11 +60,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # No message can stop a node (DESIGN §8.12, §8.13): messages pass the gate before
         # the pool; Redis queue items are screened before kombu parses them; a child lost
         # while the node boots is replaced.
-        "worker_consumer": "heimdall.tasks.gate:GuardedConsumer",
-        "worker_pool": "heimdall.workers.pool:PreforkPool",
+        "worker_consumer": "heimdall.broker.consumer:GuardedConsumer",
+        "worker_pool": "heimdall.broker.pool:PreforkPool",
     }
     if settings.broker_is_redis:
-        config["broker_transport"] = "heimdall.tasks.transport:ScreeningRedisTransport"
+        config["broker_transport"] = "heimdall.broker.transport:ScreeningRedisTransport"
     elif settings.broker_is_rabbitmq:
         # RabbitMQ: replicated quorum queues, declared durable on first use by producers and
         # workers alike; Celery turns off global QoS for them (worker_detect_quorum_queues).

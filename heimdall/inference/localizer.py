@@ -10,8 +10,6 @@ position and covariance → ellipse and GeoJSON. Every failure the job can cause
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from heimdall.geo.geojson import estimate_feature_collection
 from heimdall.inference.failures import failed_result
 from heimdall.inference.method import choose, timed_indices
 from heimdall.inference.model import load_model_files
+from heimdall.inference.payloads import PayloadSource, TimedSource, interruptions
 from heimdall.inference.session import create_session
 from heimdall.schemas.errors import (
     HeimdallError,
@@ -41,7 +40,7 @@ from heimdall.schemas.errors import (
     TooFewReceivers,
     UnknownModel,
 )
-from heimdall.schemas.job import MAX_JOB_SAMPLES, IQJob
+from heimdall.schemas.job import MAX_JOB_SAMPLES, IQJob, job_id_of
 from heimdall.schemas.result import (
     Alternative,
     Ellipse,
@@ -50,6 +49,7 @@ from heimdall.schemas.result import (
     Result,
     TdoaEvidence,
     Timings,
+    worker_id,
 )
 from heimdall.tdoa.align import TimedCapture
 from heimdall.tdoa.fuse import TdoaOutcome, tdoa_fix
@@ -74,10 +74,6 @@ class PreparedJob:
     rx_mask: np.ndarray  # [1, R]
 
 
-def default_worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class Localizer:
     """One verified model and its ONNX session; reuse it for every job of a process."""
 
@@ -98,7 +94,7 @@ class Localizer:
         self.session = create_session(files.onnx_path, files.manifest)
         pre = files.manifest.preprocessing
         self.extractor = FeatureExtractor(pre.sample_rate_hz, pre.n_fft, pre.hop, pre.n_mels)
-        self.worker_name = worker_name or default_worker_name()
+        self.worker_name = worker_name or worker_id()
 
     @property
     def version(self) -> str:
@@ -111,78 +107,74 @@ class Localizer:
     def localize(
         self,
         job: IQJob | Mapping[str, Any],
-        payloads: Mapping[int, bytes] | None = None,
+        payloads: PayloadSource | None = None,
         timings: Timings | None = None,
-        reraise: tuple[type[BaseException], ...] = (),
     ) -> Result:
         """Localize one job; never raises for anything the job itself got wrong.
 
-        ``payloads`` maps receiver index → IQ bytes for captures sent by ``iq_ref``
-        (the caller fetched the blobs). ``timings`` carries stages measured by the caller.
-        Exceptions of the ``reraise`` types (e.g. a worker's time limit) propagate.
+        ``payloads`` gives the IQ bytes of captures sent by ``iq_ref``, by receiver index
+        (:mod:`heimdall.inference.payloads`). ``timings`` carries the stages the caller
+        measured (``queue``, and ``fetch`` of payloads it read before); the Localizer adds its
+        own. :func:`~heimdall.inference.payloads.interruptions` propagate.
         """
-        started_s = time.perf_counter()
-        timings = timings.model_copy() if timings else Timings()
-        try:
-            parsed, method = self._checked(job)
-            if method == "rss":
-                result = self._by_power(parsed, payloads or {}, timings, started_s)
-            else:
-                fuse = {"tdoa": "never", "hybrid": "always"}.get(method, "if_ambiguous")
-                result = self._by_time(parsed, payloads or {}, timings, fuse)
-        except reraise:
-            raise
-        except Exception as exc:
-            return self._failed(job, exc, timings, started_s)
-        result.timings_ms.total = (result.timings_ms.total or 0.0) + _ms_since(started_s)
-        return result
+        return self.localize_many([(job, payloads, timings or Timings())])[0]
 
     def localize_many(
-        self,
-        items: list[tuple[IQJob, Mapping[int, bytes] | None, Timings]],
-        reraise: tuple[type[BaseException], ...] = (),
+        self, items: list[tuple[IQJob | Mapping[str, Any], PayloadSource | None, Timings]]
     ) -> list[Result]:
         """:meth:`localize` for several jobs, with one ONNX call (batch axis B > 1) for all
         RSS jobs of the same shape (receivers × frames). Each job gets its own result and
         fails alone; its ``inference`` time is its share of the call it was part of."""
+        sources = [TimedSource(payloads) for _, payloads, _ in items]
+        timings = [t.model_copy() for _, _, t in items]
         results: list[Result | None] = [None] * len(items)
         groups: dict[tuple[int, ...], list[tuple[int, PreparedJob, float]]] = {}
-        for k, (job, payloads, timings) in enumerate(items):
+        for k, (job, _, _) in enumerate(items):
             started_s = time.perf_counter()
             try:
                 parsed, method = self._checked(job)
                 if method != "rss":
-                    results[k] = self.localize(parsed, payloads, timings, reraise)
+                    fuse = {"tdoa": "never", "hybrid": "always"}.get(method, "if_ambiguous")
+                    results[k] = self._by_time(parsed, sources[k], timings[k], fuse)
+                    _add_total(results[k], started_s)
                     continue
-                prepared = self.prepare(parsed, payloads or {})
-                timings.features = _ms_since(started_s)
+                prepared = self.prepare(parsed, sources[k])
+                timings[k].features = _ms_since(started_s)
                 groups.setdefault(prepared.spectra.shape, []).append((k, prepared, started_s))
-            except reraise:
+            except interruptions():
                 raise
             except Exception as exc:
-                results[k] = self._failed(job, exc, timings, started_s)
+                results[k] = self._failed(job, exc, timings[k], started_s)
         for group in groups.values():
-            infer_s = time.perf_counter()
+            self._infer_group(group, timings, results)
+        return [_with_fetch(r, s.fetch_s) for r, s in zip(results, sources, strict=True)]
+
+    def _infer_group(
+        self,
+        group: list[tuple[int, PreparedJob, float]],
+        timings: list[Timings],
+        results: list[Result | None],
+    ) -> None:
+        """One ONNX call for a group of prepared jobs of one shape; each job its result."""
+        infer_s = time.perf_counter()
+        try:
+            mean_en, cov_chol = self.infer(*(prepared for _, prepared, _ in group))
+        except interruptions():
+            raise
+        except Exception as exc:
+            for k, prepared, started_s in group:
+                results[k] = self._failed(prepared.job, exc, timings[k], started_s)
+            return
+        share_ms = _ms_since(infer_s) / len(group)
+        for row, (k, prepared, _started_s) in enumerate(group):
+            timings[k].inference = share_ms
+            finish_s = time.perf_counter()
             try:
-                mean_en, cov_chol = self.infer(*(prepared for _, prepared, _ in group))
-            except reraise:
-                raise
+                result = self.to_result(prepared, mean_en[row], cov_chol[row], timings[k])
             except Exception as exc:
-                for k, prepared, started_s in group:
-                    results[k] = self._failed(prepared.job, exc, items[k][2], started_s)
-                continue
-            share_ms = _ms_since(infer_s) / len(group)
-            for row, (k, prepared, _started_s) in enumerate(group):
-                timings = items[k][2]
-                timings.inference = share_ms
-                finish_s = time.perf_counter()
-                try:
-                    result = self.to_result(prepared, mean_en[row], cov_chol[row], timings)
-                except Exception as exc:
-                    result = self._failed(prepared.job, exc, timings, finish_s)
-                result.timings_ms.total = timings.features + share_ms + _ms_since(finish_s)
-                results[k] = result
-        return results
+                result = self._failed(prepared.job, exc, timings[k], finish_s)
+            result.timings_ms.total = timings[k].features + share_ms + _ms_since(finish_s)
+            results[k] = result
 
     def _checked(self, job: IQJob | Mapping[str, Any]) -> tuple[IQJob, str]:
         """The parsed job and its method, once it is known this model may take it."""
@@ -204,7 +196,7 @@ class Localizer:
         return result
 
     def _by_power(
-        self, job: IQJob, payloads: Mapping[int, bytes], timings: Timings, started_s: float
+        self, job: IQJob, payloads: PayloadSource, timings: Timings, started_s: float
     ) -> Result:
         """The RSS network: features → ONNX → position and covariance."""
         prepared = self.prepare(job, payloads)
@@ -215,7 +207,7 @@ class Localizer:
         return self.to_result(prepared, mean_en[0], cov_chol[0], timings)
 
     def _by_time(
-        self, job: IQJob, payloads: Mapping[int, bytes], timings: Timings, fuse: str
+        self, job: IQJob, payloads: PayloadSource, timings: Timings, fuse: str
     ) -> Result:
         """Time differences; ``fuse`` "always" (hybrid asked for) or "if_ambiguous" (auto)
         multiplies in the RSS network's Gaussian as a prior."""
@@ -242,7 +234,7 @@ class Localizer:
         timings.tdoa += _ms_since(fused_s)
         return self._time_result(job, outcome, "hybrid", timings)
 
-    def _timed_capture(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> TimedCapture:
+    def _timed_capture(self, job: IQJob, index: int, payloads: PayloadSource) -> TimedCapture:
         capture = job.receivers[index]
         return TimedCapture(
             index=index,
@@ -326,7 +318,7 @@ class Localizer:
             **evidence,
         )
 
-    def prepare(self, job: IQJob, payloads: Mapping[int, bytes]) -> PreparedJob:
+    def prepare(self, job: IQJob, payloads: PayloadSource) -> PreparedJob:
         """Validate against the model, decode every capture and compute the model inputs.
 
         Captures are decoded, resampled and reduced to features one at a time (the IQ of one
@@ -424,7 +416,7 @@ class Localizer:
         except HeimdallError as exc:
             raise type(exc)(f"{_where(job, index)}: {exc}") from exc
 
-    def _samples(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> np.ndarray:
+    def _samples(self, job: IQJob, index: int, payloads: PayloadSource) -> np.ndarray:
         """A capture's IQ at the model's rate."""
         capture = job.receivers[index]
         try:
@@ -436,7 +428,7 @@ class Localizer:
         except HeimdallError as exc:
             raise type(exc)(f"{_where(job, index)}: {exc}") from exc
 
-    def _decoded(self, job: IQJob, index: int, payloads: Mapping[int, bytes]) -> np.ndarray:
+    def _decoded(self, job: IQJob, index: int, payloads: PayloadSource) -> np.ndarray:
         """A capture's IQ as complex64 at its own rate."""
         capture = job.receivers[index]
         if capture.iq_b64 is not None:
@@ -470,13 +462,19 @@ def _where(job: IQJob, index: int) -> str:
     return f"receivers[{index}] ({job.receivers[index].receiver_id})"
 
 
-def job_id_of(job: IQJob | Mapping[str, Any]) -> str:
-    """The job id of a possibly invalid job, for its failed result."""
-    if isinstance(job, IQJob):
-        return job.job_id
-    value = job.get("job_id") if isinstance(job, Mapping) else None
-    return value if isinstance(value, str) and value else "unknown"
-
-
 def _ms_since(start_s: float) -> float:
     return (time.perf_counter() - start_s) * 1000.0
+
+
+def _add_total(result: Result, started_s: float) -> None:
+    result.timings_ms.total = (result.timings_ms.total or 0.0) + _ms_since(started_s)
+
+
+def _with_fetch(result: Result, fetch_s: float) -> Result:
+    """Payloads are read as the Localizer asks for them: that time is the ``fetch`` stage, not
+    ``features`` (the caller's own reads are in ``fetch`` already)."""
+    fetch_ms = fetch_s * 1000.0
+    result.timings_ms.fetch = (result.timings_ms.fetch or 0.0) + fetch_ms
+    if result.timings_ms.features is not None:
+        result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
+    return result

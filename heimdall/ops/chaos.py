@@ -14,7 +14,6 @@ after the Redis restart is missed, and counted as such (not as lost).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import redis
 
+from heimdall.broker.envelope import job_message, pack_message
 from heimdall.cli.console import Progress, format_table
 from heimdall.cli.redis_server import PrivateRedis
 from heimdall.config import Settings
@@ -126,39 +126,7 @@ class Audit:
 
 
 PACK_JOBS = 6  # chaos sends a third of its jobs as packs of this many
-
-
-def raw_message(job: dict, queue: str) -> str:
-    """The README's Celery protocol-2 message for one job, as a non-Python producer sends it."""
-    return _envelope("heimdall.localize", job["job_id"], job, queue)
-
-
-def raw_pack_message(jobs: list[dict], queue: str) -> str:
-    """A ``heimdall.localize_pack`` message of ``jobs``, as the producer packs bulk jobs."""
-    return _envelope("heimdall.localize_pack", str(uuid.uuid4()), jobs, queue)
-
-
-def _envelope(task: str, job_id: str, argument: object, queue: str) -> str:
-    body = json.dumps(
-        [[argument], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
-    )
-    return json.dumps(
-        {
-            "body": base64.b64encode(body.encode()).decode(),
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {
-                "lang": "py", "task": task, "id": job_id, "root_id": job_id,
-                "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None,
-                "timelimit": [None, None], "origin": "chaos-producer",
-            },
-            "properties": {
-                "correlation_id": job_id, "reply_to": "", "delivery_mode": 2,
-                "delivery_info": {"exchange": "", "routing_key": queue},
-                "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
-            },
-        }
-    )  # fmt: skip
+ORIGIN = "chaos-producer"
 
 
 def make_jobs(plan: ChaosPlan) -> list[dict]:
@@ -293,10 +261,10 @@ class ChaosRun:
         for start in range(0, len(jobs), PACK_JOBS):
             group = jobs[start : start + PACK_JOBS]
             if (start // PACK_JOBS) % 3 == 2:  # every third group as one pack of bulk jobs
-                self._push(bulk_key, raw_pack_message(group, bulk))
+                self._push(bulk_key, pack_message(group, bulk, ORIGIN))
             else:
                 for job in group:
-                    self._push(queue_key, raw_message(job, queue))
+                    self._push(queue_key, job_message(job, queue, ORIGIN))
             for job in group:
                 accepted.append(job["job_id"])
                 self.pushed_at[job["job_id"]] = time.monotonic() - self.started

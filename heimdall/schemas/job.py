@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -227,3 +228,11 @@ class IQJob(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
+
+
+def job_id_of(job: IQJob | Mapping[str, Any]) -> str:
+    """The job id of a possibly invalid job, for its failed result."""
+    if isinstance(job, IQJob):
+        return job.job_id
+    value = job.get("job_id") if isinstance(job, Mapping) else None
+    return value if isinstance(value, str) and value else "unknown"

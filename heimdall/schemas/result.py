@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -104,3 +106,9 @@ class Result(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
+
+
+def worker_id(pid: int | None = None) -> str:
+    """``host:pid`` of a worker process (this one by default): a result's ``worker``, and the
+    holder of the job claims it takes."""
+    return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}"

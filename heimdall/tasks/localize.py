@@ -21,30 +21,29 @@ import redis
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError
 
+from heimdall.broker.results import CeleryResultRecord
 from heimdall.config import get_settings
 from heimdall.inference.failures import failed_result
-from heimdall.inference.localizer import Localizer, default_worker_name, job_id_of
+from heimdall.inference.localizer import Localizer
+from heimdall.inference.payloads import PayloadsUnavailable, interrupt_with
 from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
 from heimdall.schemas.errors import ErrorCode, InvalidJob, JobTimeout
-from heimdall.schemas.job import IQJob
-from heimdall.schemas.result import Result, Timings
+from heimdall.schemas.job import IQJob, job_id_of
+from heimdall.schemas.result import Result, Timings, worker_id
+from heimdall.store import BlobPayloads, JobBooks, JobClaim, process_books, tagged
+from heimdall.store.cache import cache_key, capture_bytes
 from heimdall.tasks.app import TASK_NAME, app
-from heimdall.tasks.cache import cache_key, capture_bytes
-from heimdall.tasks.ledger import BlobPayloads, Claim, JobLedger, ledger_client, tagged
 from heimdall.tasks.shadow import score_shadow
-from heimdall.workers import metrics
+from heimdall.telemetry import metrics
 
 log = logging.getLogger(__name__)
-_ledger: JobLedger | None = None
 
-
-def ledger() -> JobLedger:
-    """This process's Redis bookkeeping (connects lazily, after the fork)."""
-    global _ledger
-    if _ledger is None:
-        settings = get_settings()
-        _ledger = JobLedger(ledger_client(settings.redis_url), settings)
-    return _ledger
+# The soft time limit ends a delivery, not a job: it stops the Localizer like a Redis outage.
+interrupt_with(SoftTimeLimitExceeded)
+# What reaches the task from computing, never a job's failed result: Redis gone (the job is
+# given back to its queue), a time limit (every unfinished job fails with `timeout`).
+INTERRUPTIONS = (SoftTimeLimitExceeded, PayloadsUnavailable, redis.RedisError)
+REDIS_GONE = (redis.RedisError, OperationalError, PayloadsUnavailable)
 
 
 def registry() -> ModelRegistry:
@@ -52,7 +51,7 @@ def registry() -> ModelRegistry:
     current = process_registry()
     if current is None:
         s = get_settings()
-        current = ModelRegistry.for_settings(s, default_worker_name())
+        current = ModelRegistry.for_settings(s, worker_id())
         install_registry(current)
     return current
 
@@ -67,14 +66,14 @@ def registry() -> ModelRegistry:
     ignore_result=True,
     resultrepr_maxsize=160,
     max_retries=None,
-    Request="heimdall.tasks.request:JobRequest",
+    Request="heimdall.broker.request:JobRequest",
 )
 def localize(self, job: Any) -> dict | None:
     """Localize one ``heimdall.iqjob/1`` and publish its ``heimdall.result/1``; returns the
     job id and status (the result itself travels by Redis, not back through the pool)."""
     try:
         return _deliver(self, job)
-    except (redis.RedisError, OperationalError) as exc:
+    except REDIS_GONE as exc:
         # Redis stayed away longer than the client's retries: give the job back to the queue
         # (or, with the broker gone too, leave it unacked for redelivery); never ack it
         # without a published result.
@@ -85,33 +84,44 @@ def localize(self, job: Any) -> dict | None:
 
 def give_back(job_id: str) -> None:
     with contextlib.suppress(redis.RedisError):  # else the claim expires with the hard limit
-        ledger().release(job_id, default_worker_name(), take_back_attempt=True)
+        process_books().claims.release(job_id, worker_id(), take_back_attempt=True)
 
 
 def _deliver(self, job: Any) -> dict | None:
     started_s = time.perf_counter()
     job_id = self.request.id
-    books = ledger()
-    claim, attempts = books.begin(job_id, default_worker_name())
-    if claim is Claim.DONE:
-        books.count_done_in_batch(self.backend, job_id, job)
+    books, record = process_books(), CeleryResultRecord(self.backend)
+    claim, attempts = books.claims.begin(job_id, worker_id())
+    if claim is JobClaim.DONE:
+        books.publication.count_done_in_batch(record, job_id, job)
         raise Ignore()  # already published: a duplicate submission or a late redelivery
-    if claim is Claim.BUSY:
+    if claim is JobClaim.BUSY:
         # Another child holds it: running it now, or lost while running it (its main process
         # then releases the claim, or it expires with the hard time limit). Never dropped.
         raise self.retry(countdown=get_settings().busy_retry_s, max_retries=None)
-    if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
+    if attempts > 1 and (stored := books.publication.stored_result(record, job_id)) is not None:
         # An earlier delivery stored this result and was lost before publishing it.
-        return published(books.publish(self.backend, stored, parsed_or_none(job)))
+        return published(books.publication.publish(record, stored, parsed_or_none(job)))
     parsed, cached_as = None, None
     if attempts > get_settings().max_attempts:
         result = lost_too_often(job_id, attempts)
     else:
         answer = compute_many([(job_id, job)], books)[0]
         parsed, result, cached_as = answer.job, answer.result, answer.cache_key
-    result.worker = default_worker_name()
-    result.timings_ms.total = (time.perf_counter() - started_s) * 1000.0
-    return published(books.publish(self.backend, tagged(result, job), parsed, cached_as))
+    result.worker = worker_id()
+    add_bookkeeping([result], started_s)
+    return published(books.publication.publish(record, tagged(result, job), parsed, cached_as))
+
+
+def add_bookkeeping(results: list[Result], started_s: float) -> None:
+    """Each result's ``total``: what the Localizer measured (its stages) plus an equal share of
+    the delivery's own work since ``started_s`` (claims, blobs for the cache key, cache); a
+    result made without the Localizer gets the delivery's time."""
+    elapsed_ms = (time.perf_counter() - started_s) * 1000.0
+    computed_ms = sum(r.timings_ms.total or 0.0 for r in results)
+    share_ms = max(0.0, elapsed_ms - computed_ms) / max(1, len(results))
+    for result in results:
+        result.timings_ms.total = (result.timings_ms.total or 0.0) + share_ms
 
 
 def published(body: dict) -> dict:
@@ -131,7 +141,7 @@ class Answer:
     cache_key: str | None = None
 
 
-def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
+def compute_many(jobs: list[tuple[str, Any]], books: JobBooks) -> list[Answer]:
     """An :class:`Answer` for each ``(job_id, job)``: from the result cache, else by the job's
     model — jobs for one model together, one ONNX call per shape (and shadows, when asked).
     Anything a job got wrong fails that job alone; Redis errors propagate."""
@@ -141,7 +151,7 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
         for k, (job_id, job) in enumerate(jobs):
             try:
                 pending[k] = _admitted(job, job_id, books)
-            except _RERAISE:
+            except INTERRUPTIONS:
                 raise
             except Exception as exc:
                 out[k] = Answer(None, failed_result(job_id, exc, Timings()))
@@ -150,7 +160,7 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
         for k, p in pending.items():
             try:
                 _keyed(p)  # fetches the blobs: a Redis error must reach the task
-            except _RERAISE:
+            except INTERRUPTIONS:
                 raise
             except Exception as exc:
                 out[k] = Answer(p.job, failed_result(p.job.job_id, exc, p.timings))
@@ -167,7 +177,7 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
         for ks in by_model.values():
             localizer = pending[ks[0]].localizer
             items = [(pending[k].job, pending[k].source, pending[k].timings) for k in ks]
-            results = localizer.localize_many(items, reraise=_RERAISE)
+            results = localizer.localize_many(items)
             for k, result in zip(ks, results, strict=True):
                 _score_shadows(pending[k], result, books)
                 if pending[k].cache_key is not None:
@@ -181,14 +191,7 @@ def compute_many(jobs: list[tuple[str, Any]], books: JobLedger) -> list[Answer]:
                 timeout = JobTimeout(f"job exceeded the {limit:g} s soft time limit")
                 job = pending[k].job if k in pending else None
                 out[k] = Answer(job, failed_result(job_id, timeout, timings))
-    for k, p in pending.items():
-        _move_fetch_time(out[k].result, p.payloads)
     return out
-
-
-# Blobs are fetched inside localize(): a Redis error must reach the task, not become a failed
-# result; a time limit ends the whole delivery.
-_RERAISE = (SoftTimeLimitExceeded, redis.RedisError)
 
 
 @dataclass
@@ -208,7 +211,7 @@ class _Pending:
         return self.iq if self.iq is not None else self.payloads
 
 
-def _admitted(job: Any, job_id: str, books: JobLedger) -> _Pending:
+def _admitted(job: Any, job_id: str, books: JobBooks) -> _Pending:
     """Check and parse the job and find what computing it needs (nothing fetched yet)."""
     if job_id_of(job) != job_id:
         raise InvalidJob(f"job_id {job_id_of(job)!r} must equal the Celery task id {job_id!r}")
@@ -230,11 +233,12 @@ def _keyed(pending: _Pending) -> None:
     if not pending.wants_iq:
         return
     pending.iq = capture_bytes(pending.job, pending.payloads.small_job_bytes())
+    pending.timings.fetch = pending.payloads.fetch_s * 1000.0  # the Localizer adds its reads
     if pending.iq is not None and get_settings().cache_enabled:
         pending.cache_key = cache_key(pending.job, pending.iq, pending.localizer.version)
 
 
-def _score_shadows(pending: _Pending, result: Result, books: JobLedger) -> None:
+def _score_shadows(pending: _Pending, result: Result, books: JobBooks) -> None:
     """Score a shadow job's result against the other versions served here (a failure is
     logged; the job keeps its result)."""
     job = pending.job
@@ -246,14 +250,6 @@ def _score_shadows(pending: _Pending, result: Result, books: JobLedger) -> None:
         raise
     except Exception:
         log.exception("job %s: shadow scoring failed; its result stands", job.job_id)
-
-
-def _move_fetch_time(result: Result, payloads: BlobPayloads) -> None:
-    """Blobs are fetched as the Localizer asks for them: move that time to its own stage."""
-    fetch_ms = payloads.fetch_s * 1000.0
-    result.timings_ms.fetch = fetch_ms
-    if result.timings_ms.features is not None:
-        result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
 
 
 def parsed_or_none(job: Any) -> IQJob | None:

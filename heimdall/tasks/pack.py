@@ -15,18 +15,20 @@ import logging
 import time
 from typing import Any
 
-import redis
 from celery.exceptions import Reject
-from kombu.exceptions import OperationalError
 
+from heimdall.broker.results import CeleryResultRecord
 from heimdall.config import get_settings
-from heimdall.inference.localizer import default_worker_name, job_id_of
+from heimdall.schemas.job import job_id_of
+from heimdall.schemas.result import worker_id
+from heimdall.store import JobBooks, JobClaim, process_books, tagged
+from heimdall.store.publication import ResultRecord
 from heimdall.tasks.app import PACK_TASK_NAME, TASK_NAME, app
-from heimdall.tasks.ledger import Claim, JobLedger, tagged
 from heimdall.tasks.localize import (
+    REDIS_GONE,
+    add_bookkeeping,
     compute_many,
     give_back,
-    ledger,
     lost_too_often,
     parsed_or_none,
     published,
@@ -40,14 +42,14 @@ log = logging.getLogger(__name__)
     bind=True,
     ignore_result=True,
     resultrepr_maxsize=160,
-    Request="heimdall.tasks.request:JobRequest",
+    Request="heimdall.broker.request:JobRequest",
 )
 def localize_pack(self, jobs: list[Any]) -> dict:
     """Localize each ``heimdall.iqjob/1`` of ``jobs``; returns how many were computed here."""
     claimed: list[str] = []
     try:
         return _deliver(self, jobs, claimed)
-    except (redis.RedisError, OperationalError) as exc:
+    except REDIS_GONE as exc:
         log.error("pack %s: Redis unavailable (%s); pack requeued", self.request.id, exc)
         for job_id in claimed:
             give_back(job_id)
@@ -56,43 +58,40 @@ def localize_pack(self, jobs: list[Any]) -> dict:
 
 def _deliver(self, jobs: list[Any], claimed: list[str]) -> dict:
     started_s = time.perf_counter()
-    books, holder, settings = ledger(), default_worker_name(), get_settings()
+    books, holder, settings = process_books(), worker_id(), get_settings()
+    record = CeleryResultRecord(self.backend)
     ids = [job_id_of(job) for job in jobs]  # the gate let in only unique string job ids
     compute: list[tuple[str, Any]] = []
     for job_id, job, (claim, attempts) in zip(
-        ids, jobs, books.begin_many(ids, holder), strict=True
+        ids, jobs, books.claims.begin_many(ids, holder), strict=True
     ):
-        if claim is Claim.DONE:
-            books.count_done_in_batch(self.backend, job_id, job)
+        if claim is JobClaim.DONE:
+            books.publication.count_done_in_batch(record, job_id, job)
             continue
-        if claim is Claim.BUSY:
+        if claim is JobClaim.BUSY:
             _alone_later(self, job_id, job, settings.busy_retry_s)
             continue
         claimed.append(job_id)  # given back if Redis goes away before it is published
-        if attempts > 1 and (stored := books.stored_result(self.backend, job_id)) is not None:
-            _publish(books, self.backend, stored, parsed_or_none(job))
+        stored = books.publication.stored_result(record, job_id) if attempts > 1 else None
+        if stored is not None:
+            _publish(books, record, stored, parsed_or_none(job))
         elif attempts > settings.max_attempts:
-            _publish(books, self.backend, tagged(lost_too_often(job_id, attempts), job), None)
+            _publish(books, record, tagged(lost_too_often(job_id, attempts), job), None)
         else:
             compute.append((job_id, job))
     answers = compute_many(compute, books)
-    # a job's total is its own compute time plus its share of the pack's bookkeeping
-    computed_ms = sum(answer.result.timings_ms.total or 0.0 for answer in answers)
-    elapsed_ms = (time.perf_counter() - started_s) * 1000.0
-    shared_ms = max(0.0, elapsed_ms - computed_ms) / max(1, len(answers))
+    add_bookkeeping([answer.result for answer in answers], started_s)
     done = []
     for (_, job), answer in zip(compute, answers, strict=True):
-        result = answer.result
-        result.worker = holder
-        result.timings_ms.total = (result.timings_ms.total or 0.0) + shared_ms
-        done.append((tagged(result, job), answer.job, answer.cache_key))
-    for body in books.publish_many(self.backend, done):
+        answer.result.worker = holder
+        done.append((tagged(answer.result, job), answer.job, answer.cache_key))
+    for body in books.publication.publish_many(record, done):
         published(body)
     return {"pack": len(jobs), "computed": len(compute)}
 
 
-def _publish(books: JobLedger, backend: Any, result: Any, parsed: Any) -> None:
-    published(books.publish(backend, result, parsed))
+def _publish(books: JobBooks, record: ResultRecord, result: Any, parsed: Any) -> None:
+    published(books.publication.publish(record, result, parsed))
 
 
 def _alone_later(self, job_id: str, job: Any, countdown_s: float) -> None:

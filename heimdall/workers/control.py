@@ -18,7 +18,7 @@ from celery.worker.control import control_command
 
 from heimdall.config import get_settings
 from heimdall.config.celery import queue_options
-from heimdall.workers import metrics
+from heimdall.telemetry import metrics
 from heimdall.workers.reload import node_models
 
 log = logging.getLogger(__name__)

@@ -22,11 +22,12 @@ import redis
 from celery import signals
 
 from heimdall.config import Settings, get_settings
-from heimdall.inference.localizer import default_worker_name
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import install_registry, process_registry
 from heimdall.schemas.errors import ModelIntegrityError
-from heimdall.workers import logs, metrics
+from heimdall.schemas.result import worker_id
+from heimdall.telemetry import metrics
+from heimdall.workers import exporter, logs
 from heimdall.workers.control import install_sighup_reload
 from heimdall.workers.endpoints import readiness
 from heimdall.workers.reload import (
@@ -59,7 +60,7 @@ def before_worker_boot(sender: object = None, **_: object) -> None:
         log.info("model %s verified (sha256 %s…)", version, files.manifest.onnx_sha256[:12])
     install_node_models(NodeModels(serving, str(getattr(sender, "hostname", "local"))))
     _advertise(settings)
-    metrics.before_worker_boot(settings)
+    exporter.before_worker_boot(settings)
     import onnxruntime  # noqa: F401  -- pay the import once, before the fork
 
 
@@ -99,10 +100,10 @@ def after_child_fork(**_: object) -> None:
         metrics.current().session_loads.inc(len(registry.versions))
     try:
         client = redis.Redis.from_url(settings.redis_url)
-        client.hincrby(settings.session_loads_key, default_worker_name(), 1)
+        client.hincrby(settings.session_loads_key, worker_id(), 1)
     except redis.RedisError as exc:  # bookkeeping only; the child can still serve
         log.warning("could not record session load: %s", exc)
-    log.info("child %s loaded ONNX sessions for %s", default_worker_name(), registry.versions)
+    log.info("child %s loaded ONNX sessions for %s", worker_id(), registry.versions)
 
 
 @signals.task_prerun.connect

@@ -27,9 +27,9 @@ from pathlib import Path
 import redis
 
 from heimdall.config import Settings
-from heimdall.inference.localizer import default_worker_name
 from heimdall.inference.model import load_model_files
 from heimdall.inference.registry import ModelRegistry, install_registry, process_registry
+from heimdall.schemas.result import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +174,17 @@ class ChildModels:
         try:
             registry = self._registry(serving)
         except Exception as exc:
-            log.error("child %s keeps %s: %s", default_worker_name(), _versions(), exc)
+            log.error("child %s keeps %s: %s", worker_id(), _versions(), exc)
             self._record(_versions(), f"{serving.default}: {exc}")
             return
         install_registry(registry)
-        log.info("child %s now serves %s", default_worker_name(), registry.versions)
+        log.info("child %s now serves %s", worker_id(), registry.versions)
         self._record(registry.versions, None)
 
     def _registry(self, serving: Serving) -> ModelRegistry:
         s = self.settings
         return ModelRegistry(
-            s.models_dir, serving.default, serving.extra, default_worker_name(), s.max_job_samples
+            s.models_dir, serving.default, serving.extra, worker_id(), s.max_job_samples
         )
 
     def _record(self, versions: list[str], error: str | None) -> None:
@@ -197,7 +197,7 @@ class ChildModels:
             "at": time.time(),
         }
         try:
-            self.client.hset(self.settings.serving_key, default_worker_name(), json.dumps(entry))
+            self.client.hset(self.settings.serving_key, worker_id(), json.dumps(entry))
         except redis.RedisError as exc:  # bookkeeping only
             log.warning("could not record what this child serves: %s", exc)
 

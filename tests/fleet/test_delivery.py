@@ -151,7 +151,7 @@ def test_node_that_cannot_go_on_exits_non_zero(fleet, tmp_path, model_dir):
 @pytest.mark.redis_broker
 def test_expired_message_gets_a_failed_result(fleet1):
     """Celery drops a message past its `expires` header; the job still gets its answer."""
-    from heimdall.ops.chaos import raw_message
+    from heimdall.broker.envelope import job_message as raw_message
 
     f = fleet1
     job = _job(seed=6)
@@ -172,7 +172,7 @@ def test_no_iq_reaches_the_worker_log(fleet1, tmp_path):
     data = job.model_dump(mode="json", by_alias=True)
     data["job_id"] = str(uuid.uuid4())  # ≠ the task id: the task fails it and logs why
     marker = data["receivers"][0]["iq_b64"][1000:1100]
-    from heimdall.ops.chaos import raw_message
+    from heimdall.broker.envelope import job_message as raw_message
 
     queue = f.settings.queue("interactive")
     message = raw_message(data, queue).replace(data["job_id"], job.job_id, 3)

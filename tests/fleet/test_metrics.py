@@ -30,6 +30,21 @@ def _samples(port: int) -> dict:
     return out
 
 
+def _samples_once(port: int, jobs_total: int, timeout_s: float = 30.0) -> dict:
+    """The node's samples once its children have counted ``jobs_total`` finished jobs and run
+    none: a child publishes a result before it counts it (a result is counted once it is out,
+    so a job requeued by a Redis outage is not counted twice), so a client can hear of a result
+    a moment before /metrics shows it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = _samples(port)
+        counted = sum(v for (name, _), v in samples.items() if name == "heimdall_jobs_total")
+        idle = samples.get(("heimdall_jobs_in_progress", ()), 0) == 0
+        if (counted >= jobs_total and idle) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.05)
+
+
 def test_worker_node_exports_job_metrics(fleet):
     port = free_port()
     fleet.start_worker(concurrency=2, HEIMDALL_METRICS_PORT=str(port))
@@ -41,7 +56,7 @@ def test_worker_node_exports_job_metrics(fleet):
         h.result(60)
     again = jobs[0].model_copy(update={"job_id": str(uuid.uuid4())})  # the same recording
     assert fleet.producer.submit(again).result(60).cache == "hit"
-    samples = _samples(port)
+    samples = _samples_once(port, jobs_total=7)
     ok = (("code", ""), ("method", "rss"), ("model", "v1"), ("status", "ok"))
     assert samples[("heimdall_jobs_total", ok)] == 6
     few_labels = (("code", "too_few_receivers"), ("method", ""), ("model", "v1"))
@@ -93,10 +108,10 @@ def test_readyz_is_503_while_the_node_boots_then_200_and_every_metric_is_exporte
         gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=310)
         for h in fleet.producer.submit_many([gen.next().to_job(job_id=str(uuid.uuid4()))]):
             h.result(60)
+        samples = _samples_once(port, jobs_total=1)
         names = {family.name for family in _families(port)}
         missing = [n for n in DESIGN_13 if n.removesuffix("_total") not in names]
         assert not missing, missing
-        samples = _samples(port)
         assert samples[("heimdall_worker_up", ())] == 1
         assert samples[("heimdall_model_reloads_total", (("result", "refused"),))] == 0
         assert samples[("heimdall_jobs_in_progress", ())] == 0

@@ -12,10 +12,10 @@ import uuid
 
 import pytest
 
+from heimdall.broker.deadletters import DeadLetterBox
+from heimdall.broker.envelope import pack_message as raw_pack_message
 from heimdall.inference.localizer import Localizer
-from heimdall.ops.chaos import raw_pack_message
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.tasks.deadletters import DeadLetterBox
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,6 @@ good jobs in between; the node stays up, serves the good jobs and records a dead
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -13,8 +12,9 @@ import uuid
 import pytest
 from celery import Celery
 
+from heimdall.broker.envelope import job_message as raw_message
+from heimdall.broker.envelope import task_envelope
 from heimdall.cli.status import fleet_status
-from heimdall.ops.chaos import raw_message
 from heimdall.sim import ScenarioGenerator, SimConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis_broker]  # raw messages into Redis lists
@@ -24,20 +24,7 @@ DEEP = json.loads("[" * 900 + "]" * 900)
 
 def _envelope(body: bytes, queue: str, task: str = "heimdall.localize", task_id=None) -> str:
     """A well-formed kombu envelope around an arbitrary body."""
-    task_id = str(uuid.uuid4()) if task_id is None else task_id
-    return json.dumps(
-        {
-            "body": base64.b64encode(body).decode(),
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {"lang": "py", "task": task, "id": task_id, "root_id": task_id,
-                        "retries": 0, "eta": None, "expires": None, "timelimit": [None, None]},
-            "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-                           "delivery_info": {"exchange": "", "routing_key": queue},
-                           "priority": 0, "body_encoding": "base64",
-                           "delivery_tag": str(uuid.uuid4())},
-        }
-    )  # fmt: skip
+    return task_envelope(body, queue, task, str(uuid.uuid4()) if task_id is None else task_id)
 
 
 def _item(body, queue: str, **kw) -> bytes:

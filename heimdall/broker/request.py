@@ -12,7 +12,6 @@ jobs of a pack that already have one keep it).
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 
 import redis
@@ -20,27 +19,20 @@ from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
-from heimdall.config import get_settings
+from heimdall.broker.results import CeleryResultRecord
 from heimdall.config.celery import PACK_TASK_NAME
-from heimdall.inference.localizer import job_id_of
 from heimdall.schemas.errors import ErrorCode
-from heimdall.schemas.result import Result
-from heimdall.tasks.ledger import JobLedger, ledger_client, tagged
+from heimdall.schemas.job import job_id_of
+from heimdall.schemas.result import Result, worker_id
+from heimdall.store import main_process_books, tagged
 
 log = logging.getLogger(__name__)
-_main_ledger: JobLedger | None = None
-
-
-def main_process_ledger() -> JobLedger:
-    """The main process's Redis bookkeeping: quick to give up, never blocks its event loop."""
-    global _main_ledger
-    if _main_ledger is None:
-        settings = get_settings()
-        _main_ledger = JobLedger(ledger_client(settings.redis_url, False), settings)
-    return _main_ledger
 
 
 class JobRequest(Request):
+    """Celery's ``Request`` (the task's ``Request`` option) with the hooks above; the private
+    ``_announce_revoked`` is listed in ``heimdall.broker.internals``."""
+
     def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
         exc = exc_info.exception
         if isinstance(exc, ExceptionWithTraceback):
@@ -76,19 +68,20 @@ class JobRequest(Request):
         return [(self.id, self.args[0] if self.args else None)]
 
     def _release_claim(self) -> None:
-        holder = f"{socket.gethostname()}:{self.worker_pid}"
+        holder = worker_id(self.worker_pid)
         for job_id, _ in self.jobs():
             try:
-                if main_process_ledger().release(job_id, holder):
+                if main_process_books().claims.release(job_id, holder):
                     log.warning("job %s: child %s was lost; claim released", job_id, holder)
             except redis.RedisError as exc:  # the claim then expires with the hard time limit
                 log.warning("job %s: could not release the claim of lost child: %s", job_id, exc)
 
     def _publish_failure(self, code: ErrorCode, message: str) -> None:
-        worker = f"{socket.gethostname()}:{self.worker_pid}"
+        worker = worker_id(self.worker_pid)
+        record = CeleryResultRecord(self.task.backend)
         for job_id, job in self.jobs():
             result = tagged(Result.failed(job_id, code, message, worker=worker), job)
             try:
-                main_process_ledger().publish_if_new(self.task.backend, result)
+                main_process_books().publication.publish_if_new(record, result)
             except redis.RedisError as exc:
                 log.error("job %s: could not publish its %s result: %s", job_id, code, exc)

@@ -1,7 +1,7 @@
 """The dead-letter list ``{prefix}:dead-letters``: messages no worker could use, kept for people.
 
 A worker's main process refuses a message it cannot hand to the pool (not JSON, not the task's
-shape, too deep, an empty task id, …: see ``heimdall.tasks.gate``) and records it here with the
+shape, too deep, an empty task id, …: see ``heimdall.broker.gate``) and records it here with the
 reason, the queue it came from and at most ``RAW_LIMIT_BYTES`` of the raw message, then acks it
 so it cannot stop this node or the next one. ``heimdall dead-letters`` lists, shows, requeues
 and purges them.

@@ -1,4 +1,6 @@
-"""Prometheus metrics of a worker node, in prometheus-client multiprocess mode.
+"""Prometheus metric families of a worker node, in prometheus-client multiprocess mode; observed
+by the tasks (results), the broker (dead letters) and the workers (reloads, sessions), served by
+``heimdall.workers.exporter``.
 
 Prefork children each write their own files under ``PROMETHEUS_MULTIPROC_DIR``; the node's main
 process serves their sum on ``/metrics``. Base units, no job-id labels (DESIGN §8.10).
@@ -16,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from heimdall.config import Settings
-from heimdall.workers.endpoints import serve_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,14 @@ _metrics: WorkerMetrics | None = None
 
 
 def current() -> WorkerMetrics | None:
+    """This process's metric families: None where metrics are off (or outside a node)."""
+    return _metrics
+
+
+def install() -> WorkerMetrics:
+    """Create the families (a node's main process, before it forks its children)."""
+    global _metrics
+    _metrics = WorkerMetrics()
     return _metrics
 
 
@@ -119,66 +128,6 @@ def prepare_multiprocess_dir(settings: Settings) -> None:
     shutil.rmtree(directory, ignore_errors=True)  # files of a previous node run are stale
     os.makedirs(directory, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(directory)
-
-
-def before_worker_boot(settings: Settings) -> None:
-    """Create the metrics and serve ``/metrics`` from the node's main process."""
-    global _metrics
-    if settings.metrics_port is None:
-        log.info("metrics disabled (HEIMDALL_METRICS_PORT unset)")
-        return
-    directory = os.environ.get(MULTIPROC_ENV)
-    from prometheus_client import CollectorRegistry, values
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    if directory is None or values.ValueClass.__name__ != "MmapedValue":
-        log.warning(
-            "metrics disabled: start workers with `heimdall worker`, which sets %s "
-            "before prometheus_client is imported",
-            MULTIPROC_ENV,
-        )
-        return
-    _metrics = WorkerMetrics()
-    _metrics.worker_up.set(1)
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)
-    registry.register(QueueLengths(settings))
-    try:
-        serve_endpoints(settings, registry)
-        log.info(
-            "metrics, /healthz and /readyz on http://%s:%d",
-            settings.metrics_address,
-            settings.metrics_port,
-        )
-    except OSError as exc:  # e.g. a second node on this host: it still works, unexported
-        log.warning(
-            "metrics port %d unavailable (%s); this node's metrics are not served",
-            settings.metrics_port,
-            exc,
-        )
-
-
-class QueueLengths:
-    """``heimdall_queue_length{queue}``: jobs waiting in each queue this node consumes, read
-    from the broker at scrape time (what an autoscaler such as KEDA watches)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-
-        from heimdall.tasks.queues import queue_lengths
-
-        family = GaugeMetricFamily(
-            "heimdall_queue_length", "Jobs waiting in a queue (broker count).", labels=["queue"]
-        )
-        try:
-            for queue, length in queue_lengths(self.settings).items():
-                family.add_metric([queue], float(length))
-        except Exception as exc:  # a scrape must not fail because the broker is away
-            log.warning("queue lengths unavailable: %s", exc)
-        yield family
 
 
 def after_child_exit(pid: int) -> None:
