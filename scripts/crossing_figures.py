@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.cli.console import Progress, format_table
 from heimdall.geo.ellipse import mahalanobis_sq
 from heimdall.geo.enu import LocalFrame
+from heimdall.harness.console import Progress, format_table
 from heimdall.inference.localizer import Localizer
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 from scipy.optimize import least_squares
 
-from heimdall.cli.console import format_table
 from heimdall.geo.enu import LocalFrame
+from heimdall.harness.console import format_table
 from heimdall.sim.stations import REFERENCE_NETWORK
 from heimdall.sim.tdoa import TdoaSimConfig
 

@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kiwiwav import expected_ns, first_kept_block, kiwi_name, random_spec, write_kiwi_wav
 
-from heimdall.cli.console import Progress, format_table
+from heimdall.harness.console import Progress, format_table
 from heimdall.ingest.kiwi import read_kiwi
 
 T0_NS = 1_795_000_000_123_456_789

@@ -22,16 +22,15 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from heimdall.cli.console import format_table
-from heimdall.cli.redis_server import PrivateRedis
 from heimdall.client import Producer, ResultFeed
 from heimdall.client.ab import write_split
 from heimdall.config import Settings
 from heimdall.config.celery import celery_app
+from heimdall.harness.console import format_table
+from heimdall.harness.fleet import LocalFleet
 from heimdall.inference.localizer import Localizer
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.workers.control import RELOAD_COMMAND
-from heimdall.workers.process import WorkerProcess
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "v1"
 
@@ -160,22 +159,17 @@ def batch_run(producer: Producer) -> list[list]:
 
 
 def main() -> None:
-    with PrivateRedis() as server, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "models"
         model_copies(root)
-        settings = Settings(redis_url=server.url, key_prefix="figures", metrics_port=None)
-        env = {
-            "HEIMDALL_REDIS_URL": server.url, "HEIMDALL_KEY_PREFIX": "figures",
-            "HEIMDALL_METRICS_PORT": "off", "HEIMDALL_MODELS_DIR": str(root),
-            "HEIMDALL_SERVE_MODELS": '["v2"]',
-        }  # fmt: skip
-        producer = Producer(settings)
-        rows = []
-        with WorkerProcess(settings, 2, env, log_path=Path(tmp) / "ab.log"):
+        settings = Settings(key_prefix="figures", metrics_port=None, models_dir=root)
+        with LocalFleet(settings) as fleet:
+            settings, producer, rows = fleet.settings, fleet.producer, []
+            fleet.start_node(2, HEIMDALL_SERVE_MODELS='["v2"]')
             rows += ab_split(producer, settings)
-        env.pop("HEIMDALL_SERVE_MODELS")
-        producer.redis.delete(settings.served_models_key)
-        with WorkerProcess(settings, 2, env, log_path=Path(tmp) / "reload.log"):
+            fleet.stop_nodes()
+            producer.redis.delete(settings.served_models_key)
+            fleet.start_node(2)
             rows += reload_run(producer, settings)
             rows += cache_latency(producer, settings)
             rows += batch_run(producer)

@@ -1,21 +1,16 @@
-"""A KiwiSDR IQ WAV writer for tests, written from the layout in DESIGN §10 (not from the reader).
-
-``kiwirecorder.py -m iq --kiwi-wav`` writes: RIFF/WAVE, a 16-byte PCM fmt chunk (2 channels,
-16 bits, rate int(fs + 0.5)), then per block a 10-byte ``kiwi`` chunk ``<BBII`` (seconds since
-the last GNSS fix, 0, GPS seconds of week, ns) and a ``data`` chunk of 512 int16 I/Q pairs.
-"""
+"""KiwiSDR IQ WAV files with the faults real ones have (stale first stamps, no-GNSS blocks,
+outlier stamps, jumps, a cut end), written by ``heimdall.ingest.kiwi_writer`` (the format's one
+writer, made from DESIGN §10's layout, not from the reader)."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-GPS_EPOCH_UNIX_S = 315_964_800
-GPS_MINUS_UTC_S = 18  # since 2017-01-01
-WEEK_S = 604_800
+from heimdall.ingest.kiwi_writer import gps_stamp, kiwi_file_name
+from heimdall.ingest.kiwi_writer import write_kiwi_wav as write_blocks
 
 
 @dataclass
@@ -34,13 +29,6 @@ class KiwiWavSpec:
     seed: int = 0
 
 
-def gps_parts(utc_ns: int) -> tuple[int, int]:
-    """(GPS seconds of week, ns) of a UTC time."""
-    gps_ns = utc_ns - GPS_EPOCH_UNIX_S * 10**9 + GPS_MINUS_UTC_S * 10**9
-    seconds, ns = divmod(gps_ns, 10**9)
-    return seconds % WEEK_S, ns
-
-
 def write_kiwi_wav(path: Path, spec: KiwiWavSpec) -> np.ndarray:
     """Write the file; returns the int16 I/Q samples written (shape [blocks·512, 2])."""
     rng = np.random.default_rng(spec.seed)
@@ -50,11 +38,7 @@ def write_kiwi_wav(path: Path, spec: KiwiWavSpec) -> np.ndarray:
     tone = 3000 * np.exp(2j * np.pi * 1000.0 * t)
     iq = np.stack([tone.real, tone.imag], axis=1) + rng.normal(0, 300, (total, 2))
     samples = np.clip(np.round(iq), -32768, 32767).astype("<i2")
-    out = bytearray()
-    out += struct.pack("<4sI4s", b"RIFF", 0, b"WAVE")
-    rate = int(spec.rate_hz + 0.5)
-    out += struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 2, rate, rate * 4, 4, 16)
-    lost = 0
+    stamps, lost = [], 0
     for k in range(spec.blocks):
         if spec.jump_at is not None and k == spec.jump_at:
             lost = spec.jump_samples
@@ -66,22 +50,15 @@ def write_kiwi_wav(path: Path, spec: KiwiWavSpec) -> np.ndarray:
         if k in spec.outliers:
             utc_ns += 3_000_000
         status = 255 if k in spec.no_gnss else int(rng.integers(0, 8))
-        gps_s, gps_ns = gps_parts(utc_ns)
-        out += struct.pack("<4sIBBII", b"kiwi", 10, status, 0, gps_s, gps_ns)
-        out += struct.pack("<4sI", b"data", n * 4)
-        out += samples[k * n : (k + 1) * n].tobytes()
-    struct.pack_into("<I", out, 4, len(out) - 8)
+        stamps.append((status, *gps_stamp(utc_ns)))
+    write_blocks(path, samples, spec.rate_hz, stamps)
     if spec.truncate_bytes:
-        out = out[: -spec.truncate_bytes]
-    path.write_bytes(bytes(out))
+        path.write_bytes(path.read_bytes()[: -spec.truncate_bytes])
     return samples
 
 
 def kiwi_name(start_ns: int, frequency_hz: int, station: str) -> str:
-    import time
-
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start_ns // 10**9))
-    return f"{stamp}_{frequency_hz}_{station}_iq.wav"
+    return kiwi_file_name(start_ns / 1e9, frequency_hz, station)
 
 
 def random_spec(rng: np.random.Generator, start_ns: int, seed: int, max_blocks: int) -> KiwiWavSpec:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from geographiclib.geodesic import Geodesic
 
-from heimdall.cli.report import error_m, inside_ellipse
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, geodesic_m, propagation_m
+from heimdall.harness.result_table import error_m, inside_ellipse
 from heimdall.schemas.job import Clock
 from heimdall.sim.signals import make_signal
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
@@ -160,7 +160,7 @@ def test_picture_is_a_png_of_the_fix(tmp_path, model_dir):
     import struct
     import zlib
 
-    from heimdall.ops.picture import picture
+    from heimdall.measure.picture import picture
 
     out = tmp_path / "fix.png"
     result = picture(model_dir, out, seed=2, network="reference", signal="nfm")

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from heimdall.cli.console import Progress, format_table
 from heimdall.config import get_settings, redacted_url
+from heimdall.harness.console import Progress, format_table
 
 
 def _model_dir(version: str | None) -> Path:
@@ -36,11 +36,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from heimdall.cli.evaluation import evaluate, record_metrics, summary_table
+    from heimdall.measure.evaluation import evaluate, record_metrics, summary_table
 
     model_dir = _model_dir(args.model)
     if args.method:
-        from heimdall.ops.time_eval import evaluate_time, time_table
+        from heimdall.measure.time_eval import evaluate_time, time_table
 
         networks = args.network or ["reference", "random", "hf"]
         rows = evaluate_time(
@@ -106,7 +106,7 @@ def _simulated(args: argparse.Namespace):
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """Localize jobs from a JSON-lines file (``heimdall simulate`` output or bare jobs)."""
-    from heimdall.cli.report import RESULT_HEADERS, result_row
+    from heimdall.harness.result_table import RESULT_HEADERS, result_row
     from heimdall.inference import Localizer
 
     localizer = Localizer(_model_dir(args.model))
@@ -223,8 +223,8 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from heimdall.cli.report import RESULT_HEADERS, result_row
     from heimdall.client import ResultFeed
+    from heimdall.harness.result_table import RESULT_HEADERS, result_row
 
     feed = ResultFeed()
     widths = [8, 6, 8, 8, 8, 8, 4, 8, 6, 10, 30]
@@ -299,7 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from heimdall.cli.bench import run_bench
+    from heimdall.measure.bench import run_bench
 
     report = run_bench(
         jobs=args.jobs,
@@ -317,7 +317,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_picture(args: argparse.Namespace) -> int:
     """A simulated TDoA fix drawn as a PNG: receivers, hyperbolae, ellipse, truth."""
-    from heimdall.ops.picture import picture
+    from heimdall.measure.picture import picture
 
     result = picture(_model_dir(args.model), Path(args.out), args.seed, args.network, args.signal)
     major, minor = result.ellipse.semi_major_m, result.ellipse.semi_minor_m
@@ -373,7 +373,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     """The chaos run with its audit table; exit 1 if any job was lost or published twice."""
-    from heimdall.ops.chaos import ChaosPlan, ChaosRun
+    from heimdall.measure.chaos import ChaosPlan, ChaosRun
 
     plan = ChaosPlan(
         jobs=args.jobs,
@@ -393,7 +393,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 
 def cmd_memory(args: argparse.Namespace) -> int:
     """Peak RSS of one worker child running one large job (private Redis, one node)."""
-    from heimdall.ops.memory import measure
+    from heimdall.measure.memory import measure
 
     report = measure(args.receivers, args.samples, args.max_job_samples, timed=args.timed)
     print(report.table())

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
-from heimdall.cli.console import Progress, format_table
-from heimdall.cli.redis_server import PrivateRedis, reachable
-from heimdall.cli.report import RESULT_HEADERS, error_m, inside_ellipse, result_row
-from heimdall.client import Producer, ResultFeed
-from heimdall.config import get_settings, redacted_url
+from heimdall.config import get_settings
+from heimdall.harness.console import Progress, format_table
+from heimdall.harness.fleet import LocalFleet
+from heimdall.harness.result_table import RESULT_HEADERS, result_row
+from heimdall.harness.scoring import error_m, inside_ellipse
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.workers.process import WorkerProcess
 
 
 def say(message: str) -> None:
@@ -37,60 +34,37 @@ def run_demo(
 ) -> int:
     base = get_settings()
     concurrency = concurrency or base.concurrency
-    with ExitStack() as stack:
-        url = base.redis_url
-        if reachable(url):
-            say(f"using Redis at {redacted_url(url)} (keys under '{base.key_prefix}:')")
-        else:
-            url = stack.enter_context(PrivateRedis()).url
-            say(
-                f"no Redis answers at {redacted_url(base.redis_url)}; started a private "
-                f"redis-server at {url}"
-            )
-        settings = base.model_copy(update={"redis_url": url})
-        env = {"HEIMDALL_REDIS_URL": url}
-        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="heimdall-demo-")))
-        workers = []
+    logs = tempfile.TemporaryDirectory(prefix="heimdall-demo-")
+    with logs as log_dir, LocalFleet(base, "configured-or-private", Path(log_dir)) as fleet:
+        say(f"using {fleet.redis_note}")
         for i in range(nodes):
             say(f"starting worker node {i + 1}/{nodes} ({concurrency} prefork children)")
-            w = WorkerProcess(settings, concurrency, env, log_path=log_dir / f"worker{i}.log")
             try:
-                workers.append(stack.enter_context(w))
+                fleet.start_node(concurrency)
             except (RuntimeError, TimeoutError) as exc:
                 say(f"worker failed to start: {exc}; its log:")
-                print((log_dir / f"worker{i}.log").read_text()[-4000:])
+                print(fleet.nodes[-1].log_path.read_text()[-4000:])
                 return 1
         say(f"fleet ready: {nodes} node(s) × {concurrency} children")
-
-        feed = ResultFeed(settings)
-        pubsub = feed.open_subscription()
         gen = ScenarioGenerator(SimConfig(network=network), seed=seed)
-        producer = Producer(settings)
         truth, sent_s = {}, {}
-        progress = Progress(jobs, "submit")
-        for i in range(jobs):
-            sc = gen.next()
-            # fresh job ids: a rerun must not be answered from the results of the last one
-            handle = producer.submit(sc.to_job(job_id=str(uuid.uuid4())))
-            truth[handle.job_id] = (sc.true_lat, sc.true_lon)
-            sent_s[handle.job_id] = handle.submitted_s
-            progress.update(i + 1)
-
-        results = {}
-        got = Progress(jobs, "results")
-        deadline = time.monotonic() + timeout_s
-        while len(results) < jobs and time.monotonic() < deadline:
-            for result in feed.listen(pubsub, timeout_s=1.0):
-                if result.job_id in truth:
-                    results[result.job_id] = (result, (time.time() - sent_s[result.job_id]) * 1e3)
-                    got.update(len(results))
-                if len(results) == jobs:
-                    break
-        pubsub.close()
+        with fleet.listener() as heard:  # up before the first submit: no result is missed
+            progress = Progress(jobs, "submit")
+            for i in range(jobs):
+                sc = gen.next()
+                # fresh job ids: a rerun must not be answered from the results of the last one
+                handle = fleet.producer.submit(sc.to_job(job_id=str(uuid.uuid4())))
+                truth[handle.job_id] = (sc.true_lat, sc.true_lon)
+                sent_s[handle.job_id] = handle.submitted_s
+                progress.update(i + 1)
+            heard.wait_for(set(truth), timeout_s, Progress(jobs, "results").update)
+            results = {
+                job_id: (heard.result(job_id), (heard.received[job_id][0] - sent_s[job_id]) * 1e3)
+                for job_id in truth
+                if job_id in heard.received
+            }
         _show(results, truth, jobs)
         say("stopping workers (warm shutdown)")
-        for w in workers:
-            w.stop()
     say("done")
     return 0 if len(results) == jobs else 1
 

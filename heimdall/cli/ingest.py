@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from heimdall.cli.console import format_table
+from heimdall.harness.console import format_table
 from heimdall.ingest import Assembled, IngestError, RecordingSet, assemble
 from heimdall.ingest.timestamps import ns_to_rfc3339
 

@@ -12,10 +12,10 @@ from collections import defaultdict
 import numpy as np
 import redis
 
-from heimdall.cli.console import format_table
 from heimdall.client.ab import clear_split, parse_weights, read_split, write_split
 from heimdall.client.producer import served_versions
 from heimdall.config import Settings, get_settings
+from heimdall.harness.console import format_table
 from heimdall.schemas.result import Result
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from heimdall.cli.console import Progress, format_table
+from heimdall.harness.console import Progress, format_table
 
 
 def show_results(handles: list, truths: list, timeout_s: float, as_json: bool) -> int:
     """Wait for each job's result; a table for people, or one ``heimdall.result/1`` per line."""
-    from heimdall.cli.report import RESULT_HEADERS, result_row
+    from heimdall.harness.result_table import RESULT_HEADERS, result_row
 
     rows, progress = [], Progress(len(handles), "results")
     for i, (h, truth) in enumerate(zip(handles, truths, strict=True)):

@@ -8,9 +8,9 @@ import json
 import redis
 
 from heimdall.broker.queues import queue_lengths
-from heimdall.cli.console import format_table
 from heimdall.config import Settings
 from heimdall.config.celery import celery_app
+from heimdall.harness.console import format_table
 
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:

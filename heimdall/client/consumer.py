@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import redis
 
@@ -87,3 +89,85 @@ class ResultFeed:
         for entry_id, fields in self.redis.xrange(self.settings.results_stream, min=f"({after_id}"):
             if fields.get(b"kind") == b"batch":
                 yield entry_id.decode(), json.loads(fields[b"summary"])
+
+
+class ResultListener:
+    """Every result published on pub/sub while it listens, heard by a background thread that
+    reconnects at once when Redis goes away (results published meanwhile are missed: pub/sub is
+    at-most-once; the stream keeps them all).
+
+    Keeps each job's first receipt time (``time.time()``, seconds) and raw result, and how
+    often each job id was heard; results are parsed only when asked for (:meth:`result`), so
+    a reader that counts and times thousands of them pays no validation. Start it before the
+    first submit: :meth:`start` returns once subscribed.
+    """
+
+    def __init__(self, settings: Settings | None = None, reconnect_s: float = 0.02) -> None:
+        self.settings = settings or get_settings()
+        self.reconnect_s = reconnect_s
+        self.received: dict[str, tuple[float, bytes]] = {}
+        self.heard: Counter[str] = Counter()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="result-listener", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> ResultListener:
+        self._thread.start()
+        if not self._subscribed.wait(timeout_s):
+            channel = self.settings.results_channel
+            raise TimeoutError(f"no subscription to {channel} within {timeout_s} s")
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client = redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=0.5)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.settings.results_channel)
+                self._subscribed.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message and message.get("type") == "message":
+                        self._heard(message["data"])
+                pubsub.close()
+            except (redis.RedisError, OSError):
+                self._stop.wait(self.reconnect_s)
+
+    def _heard(self, data: bytes) -> None:
+        job_id = json.loads(data).get("job_id")
+        with self._changed:
+            self.heard[job_id] += 1
+            self.received.setdefault(job_id, (time.time(), data))
+            self._changed.notify_all()
+
+    def result(self, job_id: str) -> Result:
+        """The first result heard for ``job_id`` (KeyError if none was)."""
+        return Result.model_validate_json(self.received[job_id][1])
+
+    def wait_for(
+        self, job_ids: set[str], timeout_s: float, on_count: Callable[[int], None] | None = None
+    ) -> bool:
+        """Until every one of ``job_ids`` was heard (True) or ``timeout_s`` passed (False);
+        ``on_count(n)`` is told how many were heard, as they arrive (a progress bar)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                done = len(job_ids & self.received.keys())
+                if on_count is not None:
+                    on_count(done)
+                left_s = deadline - time.monotonic()
+                if done == len(job_ids) or left_s <= 0:
+                    return done == len(job_ids)
+                self._changed.wait(min(left_s, 1.0))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> ResultListener:
+        return self if self._thread.is_alive() else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -124,6 +125,26 @@ class Settings(BaseSettings):
                 f"{self.soft_time_limit_s} / {self.hard_time_limit_s} / {self.visibility_timeout_s}"
             )
         return self
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the ``HEIMDALL_*`` environment that makes another process (a
+        ``heimdall worker`` node) read the same ones: every field that is set, in the form
+        this class parses (JSON for lists and maps; ``off`` for disabled metrics)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            key = f"HEIMDALL_{name.upper()}"
+            if value is None:
+                if name == "metrics_port":
+                    env[key] = "off"
+                continue
+            if isinstance(value, list | dict):
+                env[key] = json.dumps(value)
+            elif isinstance(value, bool):
+                env[key] = "true" if value else "false"
+            else:
+                env[key] = str(value)
+        return env
 
     @property
     def broker(self) -> str:

@@ -1,1 +1,2 @@
-"""Time differences of arrival (DESIGN §11), one step per module: align → correlate → solve → fuse."""
+"""Time differences of arrival (DESIGN §11), one step per module: align → correlate → solve →
+fuse."""

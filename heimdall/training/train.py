@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.cli.console import Progress
 from heimdall.dsp.features import LOG_FLOOR, FeatureExtractor
 from heimdall.geo.ellipse import chi2_2dof_scale
+from heimdall.harness.console import Progress
 from heimdall.schemas.manifest import ModelManifest, Preprocessing
 from heimdall.sim.scenario import SimConfig
 from heimdall.training.dataset import Arrays, build_arrays, normalized_stats

@@ -15,10 +15,9 @@ import uuid
 
 import pytest
 
-from heimdall.cli.redis_server import PrivateRedis
-from heimdall.client import Producer, ResultFeed
 from heimdall.config import Settings
-from heimdall.workers.process import WorkerProcess
+from heimdall.harness.fleet import LocalFleet
+from heimdall.harness.redis_server import PrivateRedis
 
 BROKER_URL = os.environ.get("HEIMDALL_TEST_BROKER_URL")  # None: the Redis of each fleet
 
@@ -38,32 +37,14 @@ def redis_server():
         yield server
 
 
-class Fleet:
-    """Settings, env and clients of one isolated fleet on the private Redis."""
+class Fleet(LocalFleet):
+    """The module's fleet on the session's private Redis, under a key prefix of its own."""
 
     def __init__(self, redis_url: str, log_dir) -> None:
         prefix = f"t{uuid.uuid4().hex[:8]}"
-        self.env = {"HEIMDALL_REDIS_URL": redis_url, "HEIMDALL_KEY_PREFIX": prefix}
-        if BROKER_URL:
-            self.env["HEIMDALL_BROKER_URL"] = BROKER_URL
-        self.settings = Settings(redis_url=redis_url, key_prefix=prefix, broker_url=BROKER_URL)
-        self.producer = Producer(self.settings)
-        self.feed = ResultFeed(self.settings)
-        self.redis = self.producer.redis
-        self.log_dir = log_dir
-        self.workers: list[WorkerProcess] = []
-
-    def start_worker(self, concurrency: int = 2, **env: str) -> WorkerProcess:
-        n = len(self.workers)
-        worker = WorkerProcess(
-            self.settings,
-            concurrency,
-            {**self.env, **env},
-            log_path=self.log_dir / f"worker{n}.log",
-        )
-        worker.start()
-        self.workers.append(worker)
-        return worker
+        settings = Settings(redis_url=redis_url, key_prefix=prefix, broker_url=BROKER_URL)
+        super().__init__(settings, "given", log_dir)
+        self.start()
 
     def computations(self, job_id: str) -> int:
         return int(self.redis.get(self.settings.job_key(job_id, "attempts")) or 0)
@@ -80,10 +61,6 @@ class Fleet:
             if set(job_ids) <= {r.job_id for _, r in entries} or time.monotonic() > deadline:
                 return entries
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        for w in self.workers:
-            w.stop()
 
     def drop_broker_queues(self) -> None:
         """On a shared RabbitMQ, delete this fleet's queues (on Redis they die with the server)."""
@@ -102,12 +79,12 @@ class Fleet:
 def fleet(redis_server, tmp_path_factory):
     f = Fleet(redis_server.url, tmp_path_factory.mktemp("fleet"))
     yield f
-    f.stop()
+    f.close()
     f.drop_broker_queues()
 
 
 @pytest.fixture(scope="module")
 def serving_fleet(fleet):
     """The module's fleet with one worker node of 2 prefork children running."""
-    fleet.start_worker(concurrency=2)
+    fleet.start_node(concurrency=2)
     return fleet

@@ -5,7 +5,7 @@ Long version: ``heimdall chaos --jobs 1000`` (prints the audit table).
 
 import pytest
 
-from heimdall.ops.chaos import ChaosPlan, ChaosRun
+from heimdall.measure.chaos import ChaosPlan, ChaosRun
 
 pytestmark = pytest.mark.slow
 

@@ -98,5 +98,5 @@ def test_a_message_claimed_by_a_process_that_died_is_pushed_back_and_runs(servin
     f.redis.zadd(f"{prefix}:{CLAIMED_INDEX}", {claim_id: time.time() - 6 * CLAIM_GRACE_S})
     entries = f.stream_until([job.job_id], timeout_s=60)
     assert [r.status for _, r in entries if r.job_id == job.job_id] == ["ok"]
-    log = f.workers[0].log_path.read_text()
+    log = f.nodes[0].log_path.read_text()
     assert "pushed back" in log

@@ -17,9 +17,9 @@ import pytest
 from celery import states
 
 from heimdall.config.celery import celery_app
+from heimdall.harness.node import WorkerProcess
 from heimdall.schemas import Result
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.workers.process import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def _job(seed: int, num_samples: int = 10_000):
 @pytest.fixture(scope="module")
 def fleet1(fleet):
     """One node, one child, busy jobs looked at again every second."""
-    fleet.start_worker(concurrency=1, HEIMDALL_BUSY_RETRY_S="1")
+    fleet.start_node(concurrency=1, HEIMDALL_BUSY_RETRY_S="1")
     return fleet
 
 
@@ -106,9 +106,7 @@ def _children(pid: int) -> list[int]:
 def test_child_killed_while_the_node_boots_is_replaced(fleet, tmp_path):
     f = fleet
     log = tmp_path / "boot.log"
-    worker = WorkerProcess(
-        f.settings, 2, f.env, log_path=log, name=f"boot-{uuid.uuid4().hex[:6]}@%h"
-    )
+    worker = WorkerProcess(f.settings, 2, log_path=log, name=f"boot-{uuid.uuid4().hex[:6]}@%h")
     worker.process = subprocess.Popen(
         [sys.executable, "-m", "heimdall.cli", "worker", "--concurrency", "2",
          "--name", worker.name, "--loglevel", "INFO"],

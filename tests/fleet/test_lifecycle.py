@@ -73,7 +73,7 @@ def _wait_children_at(fleet, generation: int, count: int, timeout_s: float = 30.
 
 
 def test_ab_arms_route_record_and_shadow(fleet, models_dir):
-    fleet.start_worker(
+    fleet.start_node(
         concurrency=2, HEIMDALL_MODELS_DIR=str(models_dir), HEIMDALL_SERVE_MODELS='["v2"]'
     )
     write_split(fleet.redis, fleet.settings, {"v1": 0.5, "v2": 0.5}, shadow=1.0)
@@ -132,10 +132,9 @@ def test_batch_with_malformed_jobs_ends_in_one_summary(fleet):
 
 
 def test_reload_mid_run_drops_nothing_and_a_broken_model_is_refused(fleet, models_dir):
-    fleet.stop()
-    fleet.workers.clear()
+    fleet.stop_nodes()
     fleet.redis.delete(fleet.settings.serving_key)
-    fleet.start_worker(concurrency=2, HEIMDALL_MODELS_DIR=str(models_dir))
+    fleet.start_node(concurrency=2, HEIMDALL_MODELS_DIR=str(models_dir))
     _wait_children_at(fleet, 1, 2)
     before = fleet.producer.submit_many(_jobs(60, seed=904))
     reply = _broadcast_reload(fleet, "v2")
@@ -155,7 +154,7 @@ def test_reload_mid_run_drops_nothing_and_a_broken_model_is_refused(fleet, model
 
 
 def test_sighup_reloads_in_place_instead_of_restarting_the_node(fleet):
-    worker = fleet.workers[-1]
+    worker = fleet.nodes[-1]
     generation = max(r["generation"] for r in _serving(fleet))
     pid = worker.process.pid
     worker.process.send_signal(signal.SIGHUP)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from heimdall.cli.redis_server import free_port
+from heimdall.harness.redis_server import free_port
 from heimdall.sim import ScenarioGenerator, SimConfig
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 

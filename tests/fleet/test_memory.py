@@ -2,7 +2,7 @@
 
 import pytest
 
-from heimdall.ops.memory import measure
+from heimdall.measure.memory import measure
 
 pytestmark = pytest.mark.slow
 

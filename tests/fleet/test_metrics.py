@@ -15,7 +15,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from heimdall.cli.redis_server import free_port
+from heimdall.harness.redis_server import free_port
 from heimdall.sim import ScenarioGenerator, SimConfig
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def _samples_once(port: int, jobs_total: int, timeout_s: float = 30.0) -> dict:
 
 def test_worker_node_exports_job_metrics(fleet):
     port = free_port()
-    fleet.start_worker(concurrency=2, HEIMDALL_METRICS_PORT=str(port))
+    fleet.start_node(concurrency=2, HEIMDALL_METRICS_PORT=str(port))
     gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=300)
     jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(6)]
     few = jobs[-1].model_copy(update={"receivers": jobs[-1].receivers[:2]})
@@ -86,8 +86,7 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_readyz_is_503_while_the_node_boots_then_200_and_every_metric_is_exported(fleet):
-    fleet.stop()  # this node alone serves the job below
-    fleet.workers.clear()
+    fleet.stop_nodes()  # this node alone serves the job below
     port = free_port()
     env = {**os.environ, **fleet.env, "HEIMDALL_METRICS_PORT": str(port)}
     node = subprocess.Popen(

@@ -71,9 +71,8 @@ def test_bulk_jobs_share_messages_and_each_gets_its_own_result(serving_fleet, mo
 
 def test_child_killed_mid_pack_publishes_each_job_once(fleet):
     f = fleet
-    f.stop()
-    f.workers.clear()
-    f.start_worker(concurrency=1)
+    f.stop_nodes()
+    f.start_node(concurrency=1)
     jobs = _bulk_jobs(16, seed=7200, num_samples=25_000)  # ~0.3 s of features in all
     claim_key = f.settings.job_key(jobs[-1].job_id, "claim")
     handles = f.producer.submit_many(jobs)
@@ -89,7 +88,7 @@ def test_child_killed_mid_pack_publishes_each_job_once(fleet):
     time.sleep(1.0)  # a duplicate, if any, would show up now
     on_stream = [r.job_id for _, r in f.feed.read_stream("0-0")]
     assert all(on_stream.count(j.job_id) == 1 for j in jobs), entries
-    assert killed not in f.workers[0].child_pids()
+    assert killed not in f.nodes[0].child_pids()
     computed = [f.computations(j.job_id) for j in jobs]
     assert set(computed) <= {1, 2} and computed.count(2) >= 1, computed  # some were redone
 
@@ -97,8 +96,8 @@ def test_child_killed_mid_pack_publishes_each_job_once(fleet):
 @pytest.mark.redis_broker
 def test_gate_refuses_bad_packs_and_answers_their_jobs(fleet):
     f = fleet
-    if not f.workers:
-        f.start_worker(concurrency=1)
+    if not f.nodes:
+        f.start_node(concurrency=1)
     good = [j.model_dump(mode="json", by_alias=True) for j in _bulk_jobs(2, seed=7300)]
     queue = f.settings.queue("bulk")
     key = f"{f.settings.key_prefix}:{queue}"

@@ -107,7 +107,7 @@ def test_hostile_messages_become_dead_letters_and_good_jobs_flow(serving_fleet):
         if wanted <= set(heard):
             break
     pubsub.close()
-    worker = f.workers[0]
+    worker = f.nodes[0]
     assert worker.process.poll() is None, "the node stopped"
     assert wanted <= set(heard), f"missing results: {wanted - set(heard)}"
     assert all(heard[j].status == "ok" for j in good), [heard[j].error for j in good]

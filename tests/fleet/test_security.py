@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from heimdall.cli.redis_server import PrivateRedis
+from heimdall.harness.redis_server import PrivateRedis
 
 SECRET = "wrong-but-secret-7f3a"
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_sigterm_during_work_loses_no_job(fleet):
     gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=200)
     jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(120)]
-    worker = fleet.start_worker(concurrency=2)
+    worker = fleet.start_node(concurrency=2)
     pubsub = fleet.feed.open_subscription()
     handles = fleet.producer.submit_many(jobs)
     first = next(fleet.feed.listen(pubsub, timeout_s=60))  # work is under way
@@ -24,7 +24,7 @@ def test_sigterm_during_work_loses_no_job(fleet):
     done_before = sum(h.ready() for h in handles)
     assert 1 <= done_before < len(jobs)  # stopped mid-batch, with work left over
 
-    fleet.start_worker(concurrency=2)
+    fleet.start_node(concurrency=2)
     results = [h.result(timeout_s=120) for h in handles]
     assert [r.job_id for r in results] == [j.job_id for j in jobs]
     # a few simulated jobs are heard at fewer than 3 receivers: no_signal is their answer

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_soft_time_limit_gives_a_timeout_result(fleet):
-    fleet.start_worker(
+    fleet.start_node(
         concurrency=1,
         HEIMDALL_SOFT_TIME_LIMIT_S="0.05",
         HEIMDALL_HARD_TIME_LIMIT_S="10",

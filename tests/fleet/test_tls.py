@@ -14,11 +14,11 @@ import uuid
 import pytest
 import redis
 
-from heimdall.cli.redis_server import free_port
 from heimdall.client import Producer
 from heimdall.config import Settings
+from heimdall.harness.node import WorkerProcess
+from heimdall.harness.redis_server import free_port
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.workers.process import WorkerProcess
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,10 +73,9 @@ def test_the_fleet_runs_over_tls_as_an_acl_user(tls_redis, tmp_path):
     url, _ = tls_redis
     prefix = f"t{uuid.uuid4().hex[:8]}"
     settings = Settings(redis_url=url, key_prefix=prefix, metrics_port=None)
-    env = {"HEIMDALL_REDIS_URL": url, "HEIMDALL_KEY_PREFIX": prefix, "HEIMDALL_METRICS_PORT": "off"}
     gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=77)
     jobs = [gen.next().to_job(job_id=str(uuid.uuid4())) for _ in range(4)]
-    with WorkerProcess(settings, 1, env, log_path=tmp_path / "worker.log"):
+    with WorkerProcess(settings, 1, log_path=tmp_path / "worker.log"):
         results = [h.result(60) for h in Producer(settings).submit_many(jobs)]
     assert [r.status for r in results] == ["ok"] * 4
     log = (tmp_path / "worker.log").read_text(errors="replace")

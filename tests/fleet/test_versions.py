@@ -33,7 +33,7 @@ def _jobs(n: int, seed: int, **fields):
 
 
 def test_versions_side_by_side(fleet, models_dir):
-    fleet.start_worker(
+    fleet.start_node(
         concurrency=1,
         HEIMDALL_MODELS_DIR=str(models_dir),
         HEIMDALL_DEFAULT_MODEL="v1",
@@ -53,16 +53,15 @@ def test_versions_side_by_side(fleet, models_dir):
     bulk = fleet.producer.submit(_jobs(1, seed=402, priority="bulk", model="v1b")[0])
     assert bulk.queue == fleet.settings.queue("bulk", "v1b")
     assert bulk.result(60).model_version == "v1b"
-    fleet.stop()
-    fleet.workers.clear()
+    fleet.stop_nodes()
 
 
 def test_switching_the_default_model_drops_no_job(fleet, models_dir):
     env = {"HEIMDALL_MODELS_DIR": str(models_dir)}
-    old = fleet.start_worker(concurrency=2, HEIMDALL_DEFAULT_MODEL="v1", **env)
+    old = fleet.start_node(concurrency=2, HEIMDALL_DEFAULT_MODEL="v1", **env)
     before = _jobs(40, seed=403)
     handles = fleet.producer.submit_many(before)  # in flight during the switch
-    fleet.start_worker(concurrency=2, HEIMDALL_DEFAULT_MODEL="v1b", **env)
+    fleet.start_node(concurrency=2, HEIMDALL_DEFAULT_MODEL="v1b", **env)
     assert old.stop() == 0  # warm shutdown of the old version
     after = _jobs(10, seed=404)
     handles += fleet.producer.submit_many(after)

@@ -12,24 +12,20 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import tempfile
-import threading
 import time
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from heimdall.cli.console import Progress, format_table
-from heimdall.cli.redis_server import PrivateRedis, reachable
-from heimdall.client import Producer, ResultFeed
-from heimdall.config import Settings, get_settings, redacted_url
+from heimdall.client import Producer, ResultFeed, ResultListener
+from heimdall.config import Settings, get_settings
+from heimdall.harness.console import Progress, format_table
+from heimdall.harness.fleet import LocalFleet
+from heimdall.harness.node import WorkerProcess
 from heimdall.inference.localizer import Localizer
 from heimdall.schemas.job import IQJob
-from heimdall.schemas.result import Result
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.workers.process import WorkerProcess
 
 _pool_jobs: list[tuple[IQJob, dict[int, bytes]]] = []
 COMPUTE_PASSES = 3
@@ -167,43 +163,9 @@ def compute_limit(
     }
 
 
-class ResultClock:
-    """Receipt time of every result heard on pub/sub, from a background thread. Results are
-    kept as received (JSON) and parsed when asked for: a reader that only counts and times
-    them should not pay a model validation per result."""
-
-    def __init__(self, feed: ResultFeed) -> None:
-        self.feed = feed
-        self.pubsub = feed.open_subscription()
-        self.received: dict[str, tuple[float, bytes]] = {}
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            message = self.pubsub.get_message(timeout=0.5)
-            if message is not None and message.get("type") == "message":
-                job_id = json.loads(message["data"]).get("job_id")
-                self.received[job_id] = (time.time(), message["data"])
-
-    def result(self, job_id: str) -> Result:
-        return Result.model_validate_json(self.received[job_id][1])
-
-    def wait_for(self, job_ids: set[str], timeout_s: float, label: str) -> None:
-        progress = Progress(len(job_ids), label)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            done = len(job_ids & self.received.keys())
-            progress.update(done)
-            if done == len(job_ids):
-                return
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=5)
-        self.pubsub.close()
+def wait_for(clock: ResultListener, job_ids: set[str], timeout_s: float, label: str) -> None:
+    """Until every one of ``job_ids`` was heard, with a progress bar."""
+    clock.wait_for(job_ids, timeout_s, Progress(len(job_ids), label).update)
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -217,49 +179,45 @@ def _percentiles(values: list[float]) -> dict:
 
 
 def fleet(
+    local: LocalFleet,
     jobs: list[IQJob],
     single_jobs: list[IQJob],
     ci16_jobs: list[IQJob],
     latency_jobs: list[IQJob],
     processes: int,
-    settings: Settings,
     rate_fraction: float,
-    log_dir: Path,
     timeout_s: float = 600.0,
     with_tdoa: bool = True,
-    redis_pid: int | None = None,
 ) -> dict:
     """Saturated throughput of ``jobs`` as bulk jobs (packed by the producer) and of
     ``single_jobs`` as interactive ones (one message each) and of ``ci16_jobs`` as bulk jobs
     (IQ as 16-bit integers: half the bytes through Redis), with the CPU time each process
     spent per job; then open-loop latency of interactive jobs at ``rate_fraction`` of the
     latter; then (with ``with_tdoa``) the TDoA cases one by one."""
-    env = {"HEIMDALL_REDIS_URL": settings.redis_url, "HEIMDALL_KEY_PREFIX": settings.key_prefix}
-    producer = Producer(settings)
+    settings, producer = local.settings, local.producer
+    redis_pid = local.server.process.pid if local.server is not None else None
     warm = standard_jobs(4 * processes, seed=1)
     node_started = time.time()
-    with WorkerProcess(settings, processes, env, log_path=log_dir / "worker.log") as node:
-        clock = ResultClock(ResultFeed(settings))
-        try:
-            producer.submit_many(warm)
-            clock.wait_for({j.job_id for j in warm}, 120, "warm-up")
-            cold_start_s = min(clock.received[j.job_id][0] for j in warm) - node_started
+    node = local.start_node(processes)
+    with local.listener() as clock:
+        producer.submit_many(warm)
+        wait_for(clock, {j.job_id for j in warm}, 120, "warm-up")
+        cold_start_s = min(clock.received[j.job_id][0] for j in warm) - node_started
 
-            bulk = [j.model_copy(update={"priority": "bulk"}) for j in jobs]
-            saturated, handles = _saturated(producer, clock, node, redis_pid, bulk, timeout_s)
-            audit = _audit(producer, settings, [h.job_id for h in handles], clock)
-            single, _ = _saturated(producer, clock, node, redis_pid, single_jobs, timeout_s)
-            bulk16 = [j.model_copy(update={"priority": "bulk"}) for j in ci16_jobs]
-            ci16, _ = _saturated(producer, clock, node, redis_pid, bulk16, timeout_s)
+        bulk = [j.model_copy(update={"priority": "bulk"}) for j in jobs]
+        saturated, handles = _saturated(producer, clock, node, redis_pid, bulk, timeout_s)
+        audit = _audit(producer, settings, [h.job_id for h in handles], clock)
+        single, _ = _saturated(producer, clock, node, redis_pid, single_jobs, timeout_s)
+        bulk16 = [j.model_copy(update={"priority": "bulk"}) for j in ci16_jobs]
+        ci16, _ = _saturated(producer, clock, node, redis_pid, bulk16, timeout_s)
 
-            rate = rate_fraction * single["jobs_per_s"]
-            open_loop = _open_loop(producer, clock, latency_jobs, rate, timeout_s)
-            stages = _stage_medians(
-                [clock.result(j.job_id) for j in latency_jobs if j.job_id in clock.received]
-            )
-            tdoa = _tdoa_through_fleet(producer, clock, timeout_s) if with_tdoa else None
-        finally:
-            clock.close()
+        rate = rate_fraction * single["jobs_per_s"]
+        open_loop = _open_loop(producer, clock, latency_jobs, rate, timeout_s)
+        stages = _stage_medians(
+            [clock.result(j.job_id) for j in latency_jobs if j.job_id in clock.received]
+        )
+        tdoa = _tdoa_through_fleet(producer, clock, timeout_s) if with_tdoa else None
+    local.stop_nodes()
     report = {
         "processes": processes,
         "cold_start_s": cold_start_s,
@@ -276,7 +234,7 @@ def fleet(
 
 def _saturated(
     producer: Producer,
-    clock: ResultClock,
+    clock: ResultListener,
     node: WorkerProcess,
     redis_pid: int | None,
     jobs: list[IQJob],
@@ -291,7 +249,7 @@ def _saturated(
     handles = producer.submit_many([j for j, _ in raw], [p for _, p in raw])
     submitted_s = time.time() - started
     ids = {h.job_id for h in handles}
-    clock.wait_for(ids, timeout_s, f"saturated, {jobs[0].priority}")
+    wait_for(clock, ids, timeout_s, f"saturated, {jobs[0].priority}")
     finished = max(t for j, (t, _) in clock.received.items() if j in ids)
     report = {
         "priority": jobs[0].priority,
@@ -340,7 +298,7 @@ def _cpu_s(pids: list[int]) -> float:
     return total
 
 
-def _tdoa_through_fleet(producer: Producer, clock: ResultClock, timeout_s: float) -> dict:
+def _tdoa_through_fleet(producer: Producer, clock: ResultListener, timeout_s: float) -> dict:
     """The TDoA cases one job at a time through the idle fleet (IQ by blobs): submit→result
     latency and the worker's own time per job."""
     rows = {}
@@ -348,7 +306,7 @@ def _tdoa_through_fleet(producer: Producer, clock: ResultClock, timeout_s: float
         latency, worker, status = [], [], "ok"
         for job, _truth in jobs:
             handle = producer.submit(job)
-            clock.wait_for({handle.job_id}, timeout_s, f"tdoa {key}")
+            wait_for(clock, {handle.job_id}, timeout_s, f"tdoa {key}")
             received_s, result = clock.received[handle.job_id][0], clock.result(handle.job_id)
             latency.append((received_s - handle.submitted_s) * 1e3)
             worker.append(result.timings_ms.total or 0.0)
@@ -363,7 +321,11 @@ def _tdoa_through_fleet(producer: Producer, clock: ResultClock, timeout_s: float
 
 
 def _open_loop(
-    producer: Producer, clock: ResultClock, jobs: list[IQJob], rate_per_s: float, timeout_s: float
+    producer: Producer,
+    clock: ResultListener,
+    jobs: list[IQJob],
+    rate_per_s: float,
+    timeout_s: float,
 ) -> dict:
     interval_s = 1.0 / rate_per_s
     sent: dict[str, float] = {}
@@ -377,7 +339,7 @@ def _open_loop(
         handle = producer.submit(job, payloads)
         sent[handle.job_id] = handle.submitted_s
         progress.update(i + 1)
-    clock.wait_for(set(sent), timeout_s, "half-load results")
+    wait_for(clock, set(sent), timeout_s, "half-load results")
     latencies = [(clock.received[j][0] - t) * 1e3 for j, t in sent.items() if j in clock.received]
     return {
         "rate_per_s": rate_per_s,
@@ -469,7 +431,7 @@ def tdoa_jobs(repeats: int) -> dict[str, list[tuple[IQJob, tuple[float, float]]]
 
 def tdoa_cost(model_dir: Path, repeats: int = 3) -> dict:
     """In-process TDoA jobs (NFM, GNSS-timed): median time and error per case."""
-    from heimdall.cli.report import error_m
+    from heimdall.harness.result_table import error_m
 
     localizer = Localizer(model_dir)
     rows = {}
@@ -513,27 +475,19 @@ def run_bench(
     standard16 = standard_jobs(jobs, seed=10, datatype="ci16_le")
     report["compute_limit_ci16"] = compute_limit(standard16, processes, model_dir)
     report["features"] = feature_cost(standard[0], model_dir)
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="heimdall-bench-") as tmp:
-        url, redis_pid = base.redis_url, None
-        if not (use_configured_redis and reachable(url)):
-            server = stack.enter_context(PrivateRedis())
-            url, redis_pid = server.url, server.process.pid
-        prefix = f"bench{uuid.uuid4().hex[:6]}"
-        settings = base.model_copy(update={"redis_url": url, "key_prefix": prefix})
-        print(
-            f"fleet: 1 worker node × {processes} children on Redis {redacted_url(url)}", flush=True
-        )
+    settings = base.model_copy(update={"key_prefix": f"bench{uuid.uuid4().hex[:6]}"})
+    redis_choice = "configured-or-private" if use_configured_redis else "private"
+    with LocalFleet(settings, redis_choice) as local:
+        print(f"fleet: 1 worker node × {processes} children on {local.redis_note}", flush=True)
         report["fleet"] = fleet(
+            local,
             standard,
             standard_jobs(jobs, seed=9),
             standard16,
             standard_jobs(latency_jobs, seed=8),
             processes,
-            settings,
             rate_fraction,
-            Path(tmp),
             with_tdoa=with_tdoa,
-            redis_pid=redis_pid,
         )
     limit = report["compute_limit"]["jobs_per_s"]
     report["fleet_to_compute_ratio"] = report["fleet"]["saturated"]["jobs_per_s"] / limit

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
-from heimdall.geo.enu import LocalFrame
+from heimdall.harness.scoring import error_m, inside_ellipse
 from heimdall.schemas.result import Result
 
 RESULT_HEADERS = [
@@ -21,23 +18,6 @@ RESULT_HEADERS = [
     "latency ms",
     "worker / error",
 ]
-
-
-def error_m(result: Result, true_lat: float, true_lon: float) -> float:
-    """Horizontal distance from the estimate to the truth, metres (NaN when failed)."""
-    if result.position is None:
-        return math.nan
-    e, n, _ = LocalFrame(true_lat, true_lon).to_enu(result.position.lat, result.position.lon)
-    return float(math.hypot(e, n))
-
-
-def inside_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | None:
-    """Whether the truth lies inside the result's ellipse (at its confidence)."""
-    if result.covariance_en_m2 is None or result.ellipse is None:
-        return None
-    e, n, _ = LocalFrame(result.position.lat, result.position.lon).to_enu(true_lat, true_lon)
-    d2 = float(mahalanobis_sq([e, n], result.covariance_en_m2))
-    return d2 <= chi2_2dof_scale(result.ellipse.confidence) ** 2
 
 
 def result_row(

@@ -29,11 +29,12 @@ from pathlib import Path
 import redis
 
 from heimdall.broker.envelope import job_message, pack_message
-from heimdall.cli.console import Progress, format_table
-from heimdall.cli.redis_server import PrivateRedis
+from heimdall.client import ResultListener
 from heimdall.config import Settings
+from heimdall.harness.console import Progress, format_table
+from heimdall.harness.fleet import LocalFleet
+from heimdall.harness.node import WorkerProcess
 from heimdall.sim import ScenarioGenerator, SimConfig
-from heimdall.workers.process import WorkerProcess
 
 
 @dataclass
@@ -144,103 +145,47 @@ def make_jobs(plan: ChaosPlan) -> list[dict]:
     return jobs
 
 
-class _Listener(threading.Thread):
-    """Pub/sub listener that reconnects at once when Redis goes away."""
-
-    def __init__(self, url: str, channel: str) -> None:
-        super().__init__(name="chaos-listener", daemon=True)
-        self.url, self.channel = url, channel
-        self.heard: Counter = Counter()
-        self.heard_at: dict[str, float] = {}
-        self.stop = threading.Event()
-        self.subscribed = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                self.subscribed.set()
-                while not self.stop.is_set():
-                    message = pubsub.get_message(timeout=0.2)
-                    if message and message["type"] == "message":
-                        job_id = json.loads(message["data"])["job_id"]
-                        self.heard[job_id] += 1
-                        self.heard_at.setdefault(job_id, time.monotonic())
-            except (redis.RedisError, OSError):
-                time.sleep(0.02)
-
-
 class ChaosRun:
     def __init__(self, plan: ChaosPlan, log_dir: Path | None = None) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="heimdall-chaos-"))
         self.audit = Audit(log_dir=str(self.log_dir))
-        self.nodes: list[WorkerProcess] = []
-        self.kill_times: dict[str, float] = {}  # job id → when its child was killed mid-job
+        self.kill_times: dict[str, float] = {}  # job id → when (time.time()) its child was killed
         self.pushed_at: dict[str, float] = {}
         self.started = time.monotonic()
 
     def run(self) -> Audit:
         started = time.monotonic()
         jobs = make_jobs(self.plan)
-        with PrivateRedis(appendonly=True) as server:
-            self.server = server
-            self.settings = Settings(
-                redis_url=server.url,
-                key_prefix="chaos",
-                soft_time_limit_s=self.plan.soft_time_limit_s,
-                hard_time_limit_s=self.plan.hard_time_limit_s,
-                visibility_timeout_s=self.plan.visibility_timeout_s,
-                metrics_port=None,
-            )
-            self.redis = redis.Redis.from_url(server.url)
-            listener = _Listener(server.url, self.settings.results_channel)
-            listener.start()
-            listener.subscribed.wait(10)
-            try:
+        settings = Settings(
+            key_prefix="chaos",
+            soft_time_limit_s=self.plan.soft_time_limit_s,
+            hard_time_limit_s=self.plan.hard_time_limit_s,
+            visibility_timeout_s=self.plan.visibility_timeout_s,
+            metrics_port=None,
+        )
+        with LocalFleet(settings, "private", self.log_dir, appendonly=True) as fleet:
+            self.fleet, self.settings = fleet, fleet.settings
+            self.redis = redis.Redis.from_url(fleet.settings.redis_url)
+            with fleet.listener() as listener:  # reconnects at once after the Redis restart
                 for _ in range(self.plan.nodes):
                     self._start_node()
                 accepted = self._submit_with_chaos(jobs)
                 self._settle(accepted)
                 self._audit(accepted, listener)
-            finally:
-                listener.stop.set()
-                for node in self.nodes:
-                    node.stop(timeout_s=30)
+            fleet.stop_nodes(timeout_s=30)
         self.audit.elapsed_s = time.monotonic() - started
         return self.audit
 
     # -- the fleet ---------------------------------------------------------------------------
 
-    def _env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            "HEIMDALL_REDIS_URL": s.redis_url,
-            "HEIMDALL_KEY_PREFIX": s.key_prefix,
-            "HEIMDALL_SOFT_TIME_LIMIT_S": str(s.soft_time_limit_s),
-            "HEIMDALL_HARD_TIME_LIMIT_S": str(s.hard_time_limit_s),
-            "HEIMDALL_VISIBILITY_TIMEOUT_S": str(s.visibility_timeout_s),
-            "HEIMDALL_METRICS_PORT": "off",
-        }
-
     def _start_node(self) -> WorkerProcess:
-        n = len(self.nodes)
-        node = WorkerProcess(
-            self.settings,
-            self.plan.concurrency,
-            self._env(),
-            log_path=self.log_dir / f"node{n}.log",
-            name=f"chaos{n}@%h",
-        )
-        node.start(ready_timeout_s=120)
-        self.nodes.append(node)
-        return node
+        n = len(self.fleet.nodes)
+        return self.fleet.start_node(self.plan.concurrency, f"chaos{n}@%h", ready_timeout_s=120)
 
     def _live_nodes(self) -> list[WorkerProcess]:
-        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+        return self.fleet.live_nodes()
 
     # -- producing under chaos ---------------------------------------------------------------
 
@@ -327,7 +272,7 @@ class ChaosRun:
         self.audit.children_killed += 1
         if job_id is not None:
             self.audit.children_killed_mid_job += 1
-            self.kill_times.setdefault(job_id, time.monotonic())
+            self.kill_times.setdefault(job_id, time.time())
 
     def _busy_children(self) -> dict[int, str]:
         """pid → job id of children holding a claim right now."""
@@ -369,10 +314,10 @@ class ChaosRun:
         self._start_node()
 
     def _restart_redis(self) -> None:
-        self.server.kill()
+        self.fleet.server.kill()
         self._event("redis-server killed")
         time.sleep(1.0)
-        self.server.restart()
+        self.fleet.server.restart()
         self._event("redis-server restarted")
         self.audit.redis_restarts += 1
 
@@ -409,7 +354,7 @@ class ChaosRun:
                 return
             time.sleep(0.5)
 
-    def _audit(self, accepted: list[str], listener: _Listener) -> None:
+    def _audit(self, accepted: list[str], listener: ResultListener) -> None:
         a = self.audit
         a.accepted = len(accepted)
         counts, streamed = self._stream_counts()
@@ -435,8 +380,8 @@ class ChaosRun:
             if status == "failed":
                 a.statuses[f"failed:{stored['error']['code']}"] += 1
         for job_id, killed_at in self.kill_times.items():
-            if job_id in listener.heard_at:
-                a.recovery_s.append(max(0.0, listener.heard_at[job_id] - killed_at))
+            if job_id in listener.received:
+                a.recovery_s.append(max(0.0, listener.received[job_id][0] - killed_at))
         a.dead_letters = int(self.redis.llen(self.settings.dead_letters_key))
         for job_id in a.lost:
             pushed = self.pushed_at.get(job_id, float("nan"))

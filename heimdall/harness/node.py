@@ -1,4 +1,6 @@
-"""A ``heimdall worker`` started as a child process (demo, bench, tests): start, wait, stop."""
+"""One ``heimdall worker`` node started as a child process of the harness: start, wait until it
+answers, stop (warm). Its environment is derived from :class:`Settings` in one place
+(:meth:`Settings.as_env`), so the node runs the settings its starter holds."""
 
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ from heimdall.config import Settings
 from heimdall.config.celery import celery_app
 
 
+def node_env(settings: Settings, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its own ``HEIMDALL_*`` settings, then ``settings``
+    as environment, then ``overrides``."""
+    fields = {f"HEIMDALL_{name.upper()}" for name in type(settings).model_fields}
+    inherited = {k: v for k, v in os.environ.items() if k not in fields}
+    return {**inherited, **settings.as_env(), **(overrides or {})}
+
+
 class WorkerProcess:
     """One Celery worker node (``concurrency`` prefork children) running ``heimdall worker``."""
 
@@ -25,9 +35,12 @@ class WorkerProcess:
         log_path: Path | None = None,
         name: str | None = None,
     ) -> None:
+        """``env``: ``HEIMDALL_*`` values that differ from ``settings`` on purpose (a test's
+        node with a shorter busy retry, another model); everything else comes from
+        ``settings``."""
         self.settings = settings
         self.concurrency = concurrency
-        self.env = {**os.environ, **(env or {})}
+        self.env = node_env(settings, env)
         self.name = name or f"heimdall-{uuid.uuid4().hex[:8]}@%h"
         self.log_path = log_path
         self.process: subprocess.Popen | None = None

@@ -7,16 +7,14 @@ Lives at the package top (like ``cli``) because it joins ``sim``, ``baseline`` a
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from heimdall.baseline.power import read_power
 from heimdall.baseline.rss import localize_rss
-from heimdall.cli.console import Progress, format_table
-from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
+from heimdall.harness.console import Progress, format_table
+from heimdall.harness.scoring import Tally
 from heimdall.inference.localizer import Localizer
 from heimdall.inference.model import MANIFEST_FILE
 from heimdall.schemas.errors import HeimdallError
@@ -25,50 +23,12 @@ from heimdall.sim.scenario import ScenarioGenerator, SimConfig
 EVAL_SEED = 777_001  # never used for training (training seeds are recorded in manifests)
 
 
-@dataclass
-class MethodErrors:
-    """Per-job outcomes of one method: error (m) and squared Mahalanobis distance, NaN = failed."""
-
-    error_m: list[float] = field(default_factory=list)
-    d2: list[float] = field(default_factory=list)
-
-    def add(self, offset_en_m: np.ndarray | None, cov_en_m2: np.ndarray | None) -> None:
-        if offset_en_m is None:
-            self.error_m.append(math.nan)
-            self.d2.append(math.nan)
-            return
-        self.error_m.append(float(np.hypot(*offset_en_m)))
-        try:
-            self.d2.append(float(mahalanobis_sq(offset_en_m, cov_en_m2)))
-        except np.linalg.LinAlgError:
-            self.d2.append(math.inf)
-
-    def summary(self, subset: np.ndarray | None = None) -> dict:
-        err = np.asarray(self.error_m)
-        d2 = np.asarray(self.d2)
-        if subset is not None:
-            err, d2 = err[subset], d2[subset]
-        ok = np.isfinite(err)
-        e_km, d2_ok = err[ok] / 1000.0, d2[ok]
-        counts = {"jobs": len(err), "failures": int((~ok).sum())}
-        if not ok.any():
-            names = ("median_km", "p90_km", "p95_km", "coverage_50", "coverage_95")
-            return counts | dict.fromkeys(names, math.nan)
-        return counts | {
-            "median_km": float(np.median(e_km)),
-            "p90_km": float(np.percentile(e_km, 90)),
-            "p95_km": float(np.percentile(e_km, 95)),
-            "coverage_50": float((d2_ok <= chi2_2dof_scale(0.50) ** 2).mean()),
-            "coverage_95": float((d2_ok <= chi2_2dof_scale(0.95) ** 2).mean()),
-        }
-
-
 def evaluate(model_dir: Path, jobs: int, seed: int = EVAL_SEED, network: str = "reference") -> dict:
     """Run both methods on ``jobs`` scenarios; returns the summary dict (also the manifest's)."""
     localizer = Localizer(model_dir)
     sim = SimConfig(**{**localizer.manifest.training.get("simulator", {}), "network": network})
     gen = ScenarioGenerator(sim, seed=seed)
-    model, baseline = MethodErrors(), MethodErrors()
+    model, baseline = Tally(), Tally()
     progress = Progress(jobs, f"eval {network}")
     for i in range(jobs):
         sc = gen.next()

@@ -9,7 +9,6 @@ the job cost on top of a child that has loaded its ONNX session.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,14 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.cli.console import format_table
-from heimdall.cli.redis_server import PrivateRedis
-from heimdall.client import Producer
 from heimdall.config import Settings
 from heimdall.dsp.iq import encode_iq
+from heimdall.harness.console import format_table
+from heimdall.harness.fleet import LocalFleet
 from heimdall.schemas import IQJob, ReceiverCapture
 from heimdall.schemas.job import Clock, datetime_to_ns
-from heimdall.workers.process import WorkerProcess
 
 MIB = 2**20
 
@@ -113,18 +110,14 @@ def measure(
 ) -> MemoryReport:
     job, payloads = large_job(receivers, samples, timed=timed)
     iq_bytes = sum(len(p) for p in payloads.values())
-    with PrivateRedis() as server, tempfile.TemporaryDirectory() as logs:
-        settings = Settings(redis_url=server.url, key_prefix="memory", metrics_port=None)
-        env = {"HEIMDALL_REDIS_URL": server.url, "HEIMDALL_KEY_PREFIX": "memory",
-               "HEIMDALL_METRICS_PORT": "off"}  # fmt: skip
-        if max_job_samples is not None:
-            env["HEIMDALL_MAX_JOB_SAMPLES"] = str(max_job_samples)
-            settings = settings.model_copy(update={"max_job_samples": max_job_samples})
-        with WorkerProcess(settings, 1, env, log_path=Path(logs) / "node.log") as node:
-            (child,) = node.child_pids()
-            idle = _peak_rss_bytes(child)
-            result = Producer(settings).submit(job, payloads).result(timeout_s=300)
-            peak = _peak_rss_bytes(child)
+    settings = Settings(key_prefix="memory", metrics_port=None)
+    if max_job_samples is not None:
+        settings = settings.model_copy(update={"max_job_samples": max_job_samples})
+    with LocalFleet(settings) as fleet:
+        (child,) = fleet.start_node(concurrency=1).child_pids()
+        idle = _peak_rss_bytes(child)
+        result = fleet.producer.submit(job, payloads).result(timeout_s=300)
+        peak = _peak_rss_bytes(child)
     return MemoryReport(
         receivers=receivers,
         samples=samples,

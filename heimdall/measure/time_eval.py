@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.cli.console import Progress, format_table
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
-from heimdall.geo.ellipse import chi2_2dof_scale, mahalanobis_sq
 from heimdall.geo.enu import LocalFrame
+from heimdall.harness.console import Progress, format_table
+from heimdall.harness.scoring import Tally, covered
 from heimdall.inference.localizer import Localizer
 from heimdall.sim.tdoa import TdoaScenario, TdoaScenarioGenerator, TdoaSimConfig
 
@@ -79,7 +79,7 @@ def evaluate_time(
 
 
 def _row(localizer, gen, network, signal, method, jobs) -> list:
-    errors, d2, ratios, seconds, failures = [], [], [], [], Counter()
+    tally, ratios, seconds, failures = Tally(), [], [], Counter()
     progress = Progress(jobs, f"eval {method} {network} {signal}")
     for i in range(jobs):
         scenario = gen.next(kind=signal)
@@ -90,21 +90,16 @@ def _row(localizer, gen, network, signal, method, jobs) -> list:
         if result.status != "ok":
             failures[result.error.code.value] += 1
             continue
-        offset = LocalFrame(result.position.lat, result.position.lon).to_enu(
-            scenario.true_lat, scenario.true_lon
-        )[:2]
-        errors.append(float(np.hypot(*offset)))
-        d2.append(float(mahalanobis_sq(offset, result.covariance_en_m2)))
-        ratios.append(errors[-1] / crlb_m(scenario))
-    e, d = np.array(errors), np.array(d2)
+        tally.add_result(result, scenario.true_lat, scenario.true_lon)
+        ratios.append(tally.error_m[-1] / crlb_m(scenario))
+    e, d = np.array(tally.error_m), np.array(tally.d2)
     failed = ", ".join(f"{n} {c}" for c, n in failures.items()) or "0"
     if not len(e):
         return [network, signal, method, jobs, failed, *["-"] * 6, f"{np.median(seconds):.2f}"]
     return [
         network, signal, method, jobs, failed,
         f"{np.median(e):.0f}", f"{np.percentile(e, 90):.0f}", f"{np.percentile(e, 95):.0f}",
-        f"{np.mean(d <= chi2_2dof_scale(0.5) ** 2):.3f}",
-        f"{np.mean(d <= chi2_2dof_scale(0.95) ** 2):.3f}",
+        f"{covered(d, 0.50):.3f}", f"{covered(d, 0.95):.3f}",
         f"{np.median(ratios):.1f}", f"{np.median(seconds):.2f}",
     ]  # fmt: skip
 

@@ -1,1 +1,0 @@
-"""Tools that serve operators: the chaos run."""
