@@ -7,17 +7,17 @@ results read live from pub/sub and shown against the simulator's truth → clean
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import tempfile
 import uuid
 from pathlib import Path
 
+from heimdall.cli.options import RSS_NETWORKS
 from heimdall.config import get_settings
 from heimdall.harness.console import Progress, format_table
-from heimdall.harness.fleet import LocalFleet
 from heimdall.harness.result_table import RESULT_HEADERS, result_row
 from heimdall.harness.scoring import error_m, inside_ellipse
-from heimdall.sim import ScenarioGenerator, SimConfig
 
 
 def say(message: str) -> None:
@@ -32,6 +32,9 @@ def run_demo(
     seed: int = 2026,
     timeout_s: float = 300.0,
 ) -> int:
+    from heimdall.harness.fleet import LocalFleet  # the fleet and the simulator: when run
+    from heimdall.sim import ScenarioGenerator, SimConfig
+
     base = get_settings()
     concurrency = concurrency or base.concurrency
     logs = tempfile.TemporaryDirectory(prefix="heimdall-demo-")
@@ -89,3 +92,23 @@ def _show(results: dict, truth: dict, jobs: int) -> None:
     if latencies:
         summary += [["latency p50 (submit → result)", f"{statistics.median(latencies):.0f} ms"]]
     print(format_table(["summary", "value"], summary))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="the whole fleet on this machine: Redis, workers, producer")
+    p.add_argument("--jobs", type=int, default=40)
+    p.add_argument("--nodes", type=int, default=1, help="worker nodes (replicas)")
+    p.add_argument("--concurrency", type=int, default=None, help="children per node")
+    p.add_argument("--network", default="reference", choices=RSS_NETWORKS)
+    p.add_argument("--seed", type=int, default=2026)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(
+        jobs=args.jobs,
+        nodes=args.nodes,
+        concurrency=args.concurrency,
+        network=args.network,
+        seed=args.seed,
+    )

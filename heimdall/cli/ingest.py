@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from heimdall.cli.options import METHODS, PRIORITIES
 from heimdall.harness.console import format_table
 from heimdall.ingest import Assembled, IngestError, RecordingSet, assemble
 from heimdall.ingest.timestamps import ns_to_rfc3339
@@ -73,8 +74,8 @@ def _station_options(p: argparse.ArgumentParser, positions: bool) -> None:
 
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default")
-    p.add_argument("--priority", default="interactive", choices=["interactive", "bulk"])
-    p.add_argument("--method", default="auto", choices=["auto", "rss", "tdoa", "hybrid"])
+    p.add_argument("--priority", default="interactive", choices=PRIORITIES)
+    p.add_argument("--method", default="auto", choices=METHODS)
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -150,8 +151,8 @@ def _deliver(args: argparse.Namespace, made: list[Assembled]) -> int:
     if not args.submit:
         print("(nothing written: give --out FILE or --submit)", file=sys.stderr)
         return 0
-    from heimdall.cli.results import show_results
     from heimdall.client import Producer
+    from heimdall.harness.result_table import show_results
 
     handles = Producer().submit_many([a.job for a in made])
     print(f"submitted {len(handles)} jobs", file=sys.stderr, flush=True)

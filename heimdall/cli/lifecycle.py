@@ -19,7 +19,7 @@ from heimdall.harness.console import format_table
 from heimdall.schemas.result import Result
 
 
-def add_parsers(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("ab", help="A/B split of default jobs between model versions")
     verbs = p.add_subparsers(dest="verb", required=True)
     s = verbs.add_parser("set", help="set the run-time split, e.g. `heimdall ab set v1=0.9 v2=0.1`")

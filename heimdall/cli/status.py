@@ -3,12 +3,13 @@ dead letters."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import redis
 
 from heimdall.broker.queues import queue_lengths
-from heimdall.config import Settings
+from heimdall.config import Settings, get_settings
 from heimdall.config.celery import celery_app
 from heimdall.harness.console import format_table
 
@@ -91,3 +92,14 @@ def _serving_rows(client: redis.Redis, settings: Settings, nodes: set[str]) -> l
             record["generation"], record.get("error") or "",
         ])  # fmt: skip
     return rows
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("status", help="workers, queue depths, stream length")
+    p.add_argument("--timeout", type=float, default=1.0)
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(fleet_status(get_settings(), timeout_s=args.timeout))
+    return 0

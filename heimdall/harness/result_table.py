@@ -1,7 +1,11 @@
-"""Results as table rows for people: position, ellipse, error against truth, latency."""
+"""Results for people: table rows (position, ellipse, error against truth, latency), and waiting
+for submitted jobs' results to show them."""
 
 from __future__ import annotations
 
+import sys
+
+from heimdall.harness.console import Progress, format_table
 from heimdall.harness.scoring import error_m, inside_ellipse
 from heimdall.schemas.result import Result
 
@@ -42,3 +46,22 @@ def result_row(
         round(latency_ms, 1),
         (result.worker or "") if ok else f"{result.error.code}: {result.error.message}"[:70],
     ]
+
+
+def show_results(handles: list, truths: list, timeout_s: float, as_json: bool) -> int:
+    """Wait for each submitted job's result; a table for people, or one ``heimdall.result/1``
+    per line. Exit code 1 when a result did not come within ``timeout_s``."""
+    rows, progress = [], Progress(len(handles), "results")
+    for i, (h, truth) in enumerate(zip(handles, truths, strict=True)):
+        try:
+            result = h.result(timeout_s=timeout_s)
+        except TimeoutError as exc:
+            print(f"{exc}; is a worker running? (heimdall status)", file=sys.stderr)
+            return 1
+        if as_json:
+            print(result.to_json(), flush=True)
+        rows.append(result_row(result, truth))
+        progress.update(i + 1)
+    if not as_json:
+        print(format_table(RESULT_HEADERS, rows), flush=True)
+    return 0

@@ -38,6 +38,7 @@ NS_PER_US = 1000
 Datatype = Literal["cf32_le", "ci16_le", "cu8"]
 Method = Literal["auto", "rss", "tdoa", "hybrid"]
 ClockSource = Literal["gnss", "ntp", "free"]
+Priority = Literal["interactive", "bulk"]
 BYTES_PER_SAMPLE: dict[str, int] = {"cf32_le": 8, "ci16_le": 4, "cu8": 2}
 
 
@@ -174,7 +175,7 @@ class IQJob(BaseModel):
     submitted_at: AwareDatetime = Field(default_factory=_utcnow)
     model: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "default"
     confidence: float = Field(0.95, ge=0.5, le=0.999)
-    priority: Literal["interactive", "bulk"] = "interactive"
+    priority: Priority = "interactive"
     receivers: list[ReceiverCapture] = Field(min_length=1, max_length=MAX_RECEIVERS)
     meta: dict[str, Any] = Field(default_factory=dict)
     method: Method = "auto"

@@ -13,18 +13,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import numpy as np
 
 from heimdall.dsp.iq import encode_iq
 from heimdall.geo.enu import LocalFrame, frame_at_centroid
 from heimdall.schemas.job import IQJob, ReceiverCapture
+from heimdall.schemas.simulation import NetworkKind
 from heimdall.sim import waveform
 from heimdall.sim.propagation import PathLoss, received_dbfs
 from heimdall.sim.stations import REFERENCE_NETWORK, Station, random_network
-
-NetworkKind = Literal["reference", "random", "mixed"]
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ audio tones 1200/2200 Hz on FM) and CW (a keyed carrier, narrow: a wide ellipse 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 
-SignalKind = Literal["nfm", "4fsk", "afsk", "cw"]
-SIGNAL_KINDS: tuple[SignalKind, ...] = ("nfm", "4fsk", "afsk", "cw")
+from heimdall.schemas.simulation import SignalKind
+
+SIGNAL_KINDS: tuple[SignalKind, ...] = get_args(SignalKind)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -22,11 +21,11 @@ from heimdall.dsp.iq import encode_iq
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
 from heimdall.geo.enu import LocalFrame
 from heimdall.schemas.job import Clock, IQJob, ReceiverCapture, ns_to_datetime
+from heimdall.schemas.simulation import SignalKind, TdoaNetwork
 from heimdall.sim.propagation import PathLoss, received_dbfs
-from heimdall.sim.signals import SIGNAL_KINDS, SignalKind, make_signal
+from heimdall.sim.signals import SIGNAL_KINDS, make_signal
 from heimdall.sim.stations import REFERENCE_NETWORK, Station, random_network
 
-TdoaNetwork = Literal["reference", "random", "hf"]
 EPOCH_NS = 1_795_000_000 * 10**9  # 2026-11-18: scenario times are offsets from here
 LEAD_S = 0.05  # the signal starts before any receiver listens
 

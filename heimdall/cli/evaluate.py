@@ -1,0 +1,64 @@
+"""``heimdall eval``: the model against the RSS baseline, or a method on the TDoA simulator."""
+
+from __future__ import annotations
+
+import argparse
+
+from heimdall.cli.options import METHODS, NETWORKS, SIGNALS, TDOA_NETWORKS, model_dir
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="model vs RSS baseline on held-out simulated jobs")
+    p.add_argument("--model", default=None, help="model version (default: Settings.default_model)")
+    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=777_001)
+    p.add_argument(
+        "--network",
+        nargs="+",
+        default=None,
+        choices=NETWORKS,
+        help="default: reference (RSS eval); reference random hf (with --method)",
+    )
+    p.add_argument("--record", action="store_true", help="write the figures into the manifest")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help="evaluate on the TDoA simulator (GNSS-timed receivers, σ 50 ns) with this method",
+    )
+    p.add_argument(
+        "--signal",
+        nargs="+",
+        default=list(SIGNALS),
+        choices=SIGNALS,
+    )
+    p.add_argument(
+        "--multipath",
+        choices=["echo", "none"],
+        default="echo",
+        help="with --method: one echo per receiver (default) or none (the CRLB's own model)",
+    )
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from heimdall.measure.evaluation import evaluate, record_metrics, summary_table
+
+    directory = model_dir(args.model)
+    if args.method:
+        from heimdall.measure.time_eval import evaluate_time, time_table
+
+        networks = args.network or list(TDOA_NETWORKS)
+        rows = evaluate_time(
+            directory, args.method, networks, args.signal, args.jobs, args.seed,
+            multipath=args.multipath == "echo",
+        )  # fmt: skip
+        print(time_table(rows))
+        return 0
+    for network in args.network or ["reference"]:
+        summary = evaluate(directory, args.jobs, args.seed, network)
+        print(summary_table(summary))
+        print()
+        if args.record:
+            record_metrics(directory, summary)
+    return 0

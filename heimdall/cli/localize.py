@@ -1,0 +1,33 @@
+"""``heimdall localize``: jobs of a JSON-lines file localized in this process (no fleet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from heimdall.cli.options import JSON_HELP, model_dir, read_jobs_file
+from heimdall.harness.console import format_table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("localize", help="localize jobs from a JSON-lines file, in process")
+    p.add_argument("jobs_file")
+    p.add_argument("--model", default=None)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=cmd_localize)
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    """Localize jobs from a JSON-lines file (``heimdall simulate`` output or bare jobs)."""
+    from heimdall.harness.result_table import RESULT_HEADERS, result_row
+    from heimdall.inference import Localizer
+
+    localizer = Localizer(model_dir(args.model))
+    rows = []
+    for job, truth in read_jobs_file(args.jobs_file):
+        result = localizer.localize(job)
+        if args.json:
+            print(result.to_json(), flush=True)
+        rows.append(result_row(result, truth))
+    if not args.json:
+        print(format_table(RESULT_HEADERS, rows))
+    return 0

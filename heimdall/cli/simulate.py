@@ -1,0 +1,78 @@
+"""``heimdall simulate``: simulated jobs with their truth, as JSON lines, SigMF collections or
+KiwiSDR WAV sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from heimdall.cli.options import DATATYPES, NETWORKS
+from heimdall.harness.console import Progress
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("simulate", help="write simulated jobs (with truth) as JSON lines")
+    p.add_argument("--jobs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--network", default="reference", choices=NETWORKS)
+    p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
+    p.add_argument(
+        "--kind",
+        default="rss",
+        choices=["rss", "tdoa"],
+        help="rss: the network's training simulator; tdoa: GNSS-timed receivers, time of "
+        "flight, multipath, real-bandwidth signals",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="JSON lines: one job and its truth per line")
+    where.add_argument("--sigmf", metavar="DIR", help="one SigMF collection per job, time-tagged")
+    where.add_argument("--kiwi", metavar="DIR", help="KiwiSDR IQ WAV sets (with --kind tdoa)")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulated jobs with their truth: JSON lines, SigMF collections or KiwiSDR WAV sets."""
+    if args.kiwi and args.kind != "tdoa":
+        print("heimdall simulate: --kiwi needs --kind tdoa (GNSS-timed receivers)", file=sys.stderr)
+        return 2
+    progress = Progress(args.jobs, "simulate")
+    fh = open(args.out, "w") if args.out else None  # noqa: SIM115 -- closed below
+    try:
+        for i, (job, truth) in enumerate(_simulated(args)):
+            if fh is not None:
+                fh.write(json.dumps({"job": json.loads(job.to_json()), "truth": truth}) + "\n")
+            elif args.sigmf:
+                from heimdall.cli.ingest import write_job_sigmf
+
+                write_job_sigmf(job, truth, Path(args.sigmf))
+            else:
+                from heimdall.sim.kiwiwav import write_kiwi_set
+
+                write_kiwi_set(job, Path(args.kiwi) / job.job_id, seed=i)
+            progress.update(i + 1)
+    finally:
+        if fh is not None:
+            fh.close()
+    print(f"wrote {args.jobs} simulated jobs to {args.out or args.sigmf or args.kiwi}")
+    return 0
+
+
+def _simulated(args: argparse.Namespace):
+    """``(job, truth)`` pairs of the simulator ``args.kind`` names."""
+    if args.kind == "tdoa":
+        from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
+
+        network = args.network if args.network in ("reference", "random", "hf") else "reference"
+        gen = TdoaScenarioGenerator(TdoaSimConfig(network=network), seed=args.seed)
+        for _ in range(args.jobs):
+            sc = gen.next()
+            yield sc.job, {"lat": sc.true_lat, "lon": sc.true_lon, "signal": sc.signal_kind}
+        return
+    from heimdall.sim import ScenarioGenerator, SimConfig
+
+    gen = ScenarioGenerator(SimConfig(network=args.network), seed=args.seed)
+    for _ in range(args.jobs):
+        sc = gen.next()
+        yield sc.to_job(args.datatype), {"lat": sc.true_lat, "lon": sc.true_lon}
