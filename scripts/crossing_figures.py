@@ -16,6 +16,7 @@ import numpy as np
 from heimdall.geo.ellipse import mahalanobis_sq
 from heimdall.geo.enu import LocalFrame
 from heimdall.harness.console import Progress, format_table
+from heimdall.harness.scoring import error_m
 from heimdall.inference.localizer import Localizer
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 
@@ -49,7 +50,7 @@ def row(localizer: Localizer, network: str, jobs: int, seed: int) -> list:
         progress.update(i + 1)
         for method, result in results.items():
             if result.status == "ok":
-                errors[method].append(distance_m(truth, (result.position.lat, result.position.lon)))
+                errors[method].append(error_m(result, *truth))
         timed = results["tdoa"]
         if timed.status != "ok":
             continue

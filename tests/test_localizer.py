@@ -98,6 +98,60 @@ def test_iq_ref_payloads_come_from_the_caller(localizer, scenario):
     assert by_ref.position == inline.position
 
 
+class _Source:
+    """A payload source that reads some bytes, then fails as ``error`` says."""
+
+    def __init__(self, payloads: dict, error: Exception | None) -> None:
+        self.payloads, self.error, self.asked = payloads, error, []
+
+    def get(self, index: int) -> bytes | None:
+        self.asked.append(index)
+        if self.error is not None and len(self.asked) > 1:
+            raise self.error
+        return self.payloads.get(index)
+
+
+def _by_reference(scenario) -> tuple[dict, dict]:
+    job = _dump(scenario.to_job())
+    payloads = {}
+    for i, rx in enumerate(job["receivers"]):
+        payloads[i] = base64.b64decode(rx.pop("iq_b64"))
+        rx["iq_ref"] = f"heimdall:iq:{job['job_id']}:{i}"
+    return job, payloads
+
+
+def test_a_source_that_cannot_be_read_now_is_not_the_jobs_failure(localizer, scenario):
+    """PayloadsUnavailable (the store went away) propagates, for the caller to requeue; any
+    other error of a source fails the job; time spent reading is the fetch stage."""
+    from heimdall.inference.payloads import PayloadsUnavailable
+
+    job, payloads = _by_reference(scenario)
+    gone = _Source(payloads, PayloadsUnavailable("store away"))
+    with pytest.raises(PayloadsUnavailable):
+        localizer.localize(job, gone)
+    broken = localizer.localize(job, _Source(payloads, ValueError("a bug in a source")))
+    assert broken.status == "failed" and broken.error.code.value == "internal"
+    timed = localizer.localize(job, _Source(payloads, None), Timings(fetch=5.0))
+    assert timed.status == "ok" and timed.timings_ms.fetch >= 5.0
+    assert timed.timings_ms.features is not None and timed.timings_ms.total is not None
+
+
+def test_a_hosts_interruption_stops_the_localizer(localizer, scenario):
+    from heimdall.inference import payloads as source
+
+    class Stop(Exception):
+        pass
+
+    job, payloads = _by_reference(scenario)
+    before = source.interruptions()
+    source.interrupt_with(Stop)
+    try:
+        with pytest.raises(Stop):
+            localizer.localize_many([(job, _Source(payloads, Stop()), Timings())])
+    finally:
+        source._interruptions = before
+
+
 def _failure(localizer, job, payloads=None):
     r = localizer.localize(job, payloads)
     assert r.status == "failed"

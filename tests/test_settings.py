@@ -38,3 +38,14 @@ def test_celery_rules():
     assert conf["task_soft_time_limit"] < conf["task_time_limit"] < broker_vt
     assert broker_vt == conf["result_backend_transport_options"]["visibility_timeout"]
     assert conf["worker_send_task_events"] and not conf.get("task_track_started")
+
+
+def test_settings_as_environment_read_back_are_the_same(monkeypatch):
+    """What a harness hands a worker node: every field, read back by the node's Settings()."""
+    chosen = Settings(
+        key_prefix="t-env", metrics_port=None, serve_models=["v2"], ab_split={"v1": 0.7},
+        cache_enabled=False, soft_time_limit_s=5.5, hard_time_limit_s=9, visibility_timeout_s=30,
+    )  # fmt: skip
+    for key, value in chosen.as_env().items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == chosen

@@ -7,7 +7,7 @@ import pytest
 from geographiclib.geodesic import Geodesic
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, geodesic_m, propagation_m
-from heimdall.harness.result_table import error_m, inside_ellipse
+from heimdall.harness.scoring import error_m, inside_ellipse
 from heimdall.schemas.job import Clock
 from heimdall.sim.signals import make_signal
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class PreforkPool(TaskPool):
+    """Celery's prefork pool (``worker_pool``) whose boot check replaces a lost child instead
+    of failing the node; ``did_start_ok`` and billiard's ``_pool`` are listed in
+    ``heimdall.broker.internals``."""
+
     def did_start_ok(self) -> bool:
         if not super().did_start_ok():
             log.warning("a pool child exited while the node booted; it is being replaced")

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from heimdall.cli.options import RSS_NETWORKS
-from heimdall.config import get_settings
+from heimdall.config import get_settings, redacted_url
 from heimdall.harness.console import Progress, format_table
 from heimdall.harness.result_table import RESULT_HEADERS, result_row
 from heimdall.harness.scoring import error_m, inside_ellipse
@@ -39,7 +39,10 @@ def run_demo(
     concurrency = concurrency or base.concurrency
     logs = tempfile.TemporaryDirectory(prefix="heimdall-demo-")
     with logs as log_dir, LocalFleet(base, "configured-or-private", Path(log_dir)) as fleet:
-        say(f"using {fleet.redis_note}")
+        if fleet.server is not None and base.redis_url != fleet.settings.redis_url:
+            say(f"no Redis answers at {redacted_url(base.redis_url)}; started {fleet.redis_note}")
+        else:
+            say(f"using {fleet.redis_note}")
         for i in range(nodes):
             say(f"starting worker node {i + 1}/{nodes} ({concurrency} prefork children)")
             try:

@@ -49,6 +49,7 @@ class LocalFleet:
         self._log_dir = log_dir
         self.settings = settings
         self._producer: Producer | None = None
+        self._feed: ResultFeed | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,7 +133,11 @@ class LocalFleet:
 
     @property
     def feed(self) -> ResultFeed:
-        return ResultFeed(self.settings)
+        """One feed per fleet: a subscription lives as long as its client (redis-py closes a
+        client's connections when the client is collected)."""
+        if self._feed is None:
+            self._feed = ResultFeed(self.settings)
+        return self._feed
 
     @property
     def redis(self) -> redis.Redis:

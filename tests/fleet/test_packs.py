@@ -32,7 +32,7 @@ def _bulk_jobs(n: int, seed: int, num_samples: int = 10_000) -> list:
 
 
 def _packs_received(fleet) -> int:
-    log = "".join(p.read_text() for p in fleet.log_dir.glob("worker*.log"))
+    log = "".join(p.read_text() for p in fleet.log_dir.glob("node*.log"))
     return log.count("Task heimdall.localize_pack[") // 2  # "received" and "succeeded" lines
 
 
