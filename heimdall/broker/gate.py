@@ -4,7 +4,7 @@ Everything a worker's main process takes off a queue passes here before Celery b
 request from it or sends it to the pool (``heimdall.broker.consumer.GuardedConsumer`` asks
 :func:`refusal_of`):
 
-* a refusal envelope from ``heimdall.broker.transport`` (the item was not a kombu message),
+* a refusal envelope from ``heimdall.broker.envelope`` (the item was not a kombu message),
 * a ``heimdall.localize`` message whose task id, headers or body are not what the task takes
   (not JSON, not ``[args, kwargs, embed]``, wrong arity, nested too deep, too large, an empty
   task id, callbacks a foreign producer must not chain, dates Celery cannot parse), or a

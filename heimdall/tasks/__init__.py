@@ -1,1 +1,3 @@
-"""Celery app and the ``heimdall.localize`` task (thin: fetch, Localizer, publish)."""
+"""The Celery app and its tasks, thin: ``heimdall.localize`` (one job) and
+``heimdall.localize_pack`` (several bulk jobs) take a job claim, run the Localizer and publish
+(``heimdall.store``)."""

@@ -1,1 +1,2 @@
-"""Worker processes: lifecycle hooks (ONNX session per prefork child) and the worker command."""
+"""A worker node's lifecycle: ONNX sessions preloaded per prefork child, hot reload and its
+control command, ``/metrics`` ``/healthz`` ``/readyz``, and log hygiene."""
