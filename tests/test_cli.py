@@ -116,6 +116,42 @@ def test_ingest_kiwi_writes_gnss_timed_jobs_that_only_time_differences_serve(tmp
     main(["ingest", "kiwi", *map(str, sorted(tmp_path.glob("*.wav"))), *stations,
           "--method", "rss", "--out", str(rss_only)])  # fmt: skip
     capsys.readouterr()
-    assert main(["localize", str(rss_only), "--json"]) == 0
+    assert main(["localize", str(rss_only), "--json"]) == 1  # a job failed
     result = json.loads(capsys.readouterr().out)  # asked for RSS on HF: refused, not guessed
     assert result["status"] == "failed" and result["error"]["code"] == "unsupported_frequency"
+
+
+def test_localize_exits_non_zero_when_jobs_fail(jobs_file, capsys):
+    records = [json.loads(line) for line in jobs_file.read_text().splitlines()]
+    records[0]["job"]["receivers"] = records[0]["job"]["receivers"][:2]  # too_few_receivers
+    jobs_file.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert main(["localize", str(jobs_file)]) == 1
+    captured = capsys.readouterr()
+    assert "too_few_receivers" in captured.out
+    assert "1 of 3 jobs failed" in captured.err
+
+
+def test_bare_submit_prints_usage_and_sends_nothing(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["submit"])
+    assert info.value.code == 2
+    assert "one of the arguments --simulate --file is required" in capsys.readouterr().err
+
+
+def test_meaningless_flag_combinations_are_refused(jobs_file, tmp_path, capsys):
+    assert main(["submit", "--file", str(jobs_file), "--json"]) == 2
+    assert "--json shows results, so it needs --wait" in capsys.readouterr().err
+    assert main(["ingest", "sigmf", str(tmp_path), "--wait"]) == 2
+    assert "add --submit" in capsys.readouterr().err
+
+
+def test_ingest_of_one_recording_warns_it_cannot_be_localized(tmp_path, capsys):
+    from sigmfwriter import write_with_sigmf
+
+    from heimdall.sim import ScenarioGenerator, SimConfig
+
+    scenario = ScenarioGenerator(SimConfig(network="reference"), seed=3).next()
+    write_with_sigmf(tmp_path, scenario, ["cf32_le"])
+    assert main(["ingest", "sigmf", str(tmp_path / "rx0.sigmf-meta")]) == 0
+    out = capsys.readouterr().out
+    assert "1 receiver(s); a position needs at least 3" in out

@@ -15,6 +15,7 @@ from heimdall.harness.console import format_table
 from heimdall.ingest import Assembled, IngestError, RecordingSet, assemble
 from heimdall.ingest.timestamps import ns_to_rfc3339
 
+MIN_RECEIVERS = 3  # the Localizer's minimum (heimdall.inference.localizer.MIN_RECEIVERS)
 RECEIVER_HEADERS = [
     "receiver", "lat", "lon", "MHz", "rate Hz", "samples", "s", "first sample (UTC)",
     "clock", "σ ns",
@@ -121,6 +122,10 @@ def read_sets(kind: str, paths: list[str], stations: dict) -> list[RecordingSet 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Read, assemble and show every set; write or submit the jobs."""
+    if (args.wait or args.json) and not args.submit:
+        print("heimdall ingest: --wait and --json show the fleet's results: add --submit",
+              file=sys.stderr)  # fmt: skip
+        return 2
     stations, fields = stations_of(args), job_fields(args)
     made: list[Assembled] = []
     refused = 0
@@ -179,6 +184,10 @@ def show(assembled: Assembled, found: RecordingSet, stream=sys.stdout) -> None:
     print(format_table(RECEIVER_HEADERS, rows), file=stream)
     for note in assembled.notes:
         print(f"  note: {note}", file=stream)
+    if len(job.receivers) < MIN_RECEIVERS:
+        print(f"  warning: {len(job.receivers)} receiver(s); a position needs at least "
+              f"{MIN_RECEIVERS} (this job will fail with too_few_receivers) — give every "
+              "receiver's recording of the emission", file=stream)  # fmt: skip
     for exc in found.refused:
         print(f"  refused: {exc}", file=stream)
 

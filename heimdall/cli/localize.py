@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from heimdall.cli.options import JSON_HELP, model_dir, read_jobs_file
 from heimdall.harness.console import format_table
@@ -17,17 +18,22 @@ def add_parser(sub) -> None:
 
 
 def cmd_localize(args: argparse.Namespace) -> int:
-    """Localize jobs from a JSON-lines file (``heimdall simulate`` output or bare jobs)."""
+    """Localize jobs from a JSON-lines file (``heimdall simulate`` output or bare jobs). Exit 0
+    when every job got a position, 1 when any job failed (its code in the table), 2 for a file
+    that cannot be read."""
     from heimdall.harness.result_table import RESULT_HEADERS, result_row
     from heimdall.inference import Localizer
 
     localizer = Localizer(model_dir(args.model))
-    rows = []
+    rows, failed = [], 0
     for job, truth in read_jobs_file(args.jobs_file):
         result = localizer.localize(job)
+        failed += result.status != "ok"
         if args.json:
             print(result.to_json(), flush=True)
         rows.append(result_row(result, truth))
     if not args.json:
         print(format_table(RESULT_HEADERS, rows))
-    return 0
+    if failed:
+        print(f"heimdall localize: {failed} of {len(rows)} jobs failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -13,6 +13,8 @@ from heimdall.config import Settings, get_settings
 from heimdall.config.celery import celery_app
 from heimdall.harness.console import format_table
 
+NO_WORKER = "no worker answered"
+
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
     app = celery_app(settings, "heimdall-status")
@@ -50,7 +52,7 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
             ["worker node", "concurrency", "children", "running", "done", "queues"], worker_rows
         )
         if worker_rows
-        else "no worker answered",
+        else NO_WORKER,
         format_table(["child", "node", "serves", "generation", "last reload error"], serving)
         if serving
         else "no child has recorded what it serves",
@@ -101,5 +103,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    print(fleet_status(get_settings(), timeout_s=args.timeout))
-    return 0
+    """Exit 0 when at least one worker node answered, 1 when none did (a probe can tell)."""
+    text = fleet_status(get_settings(), timeout_s=args.timeout)
+    print(text)
+    return 1 if text.startswith(NO_WORKER) else 0

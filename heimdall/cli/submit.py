@@ -14,8 +14,9 @@ from heimdall.harness.console import Progress
 
 def add_parser(sub) -> None:
     p = sub.add_parser("submit", help="submit simulated jobs, or jobs from a JSON-lines file")
-    p.add_argument("--simulate", type=int, default=10, metavar="N", help="simulated jobs")
-    p.add_argument("--file", default=None, help="JSON lines (heimdall simulate output or jobs)")
+    source = p.add_mutually_exclusive_group(required=True)  # bare `submit` sends nothing
+    source.add_argument("--simulate", type=int, metavar="N", help="N simulated jobs")
+    source.add_argument("--file", help="JSON lines (heimdall simulate output or jobs)")
     p.add_argument("--network", default="reference", choices=RSS_NETWORKS)
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
@@ -42,6 +43,10 @@ def add_parser(sub) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from heimdall.client import Producer
+
+    if args.json and not args.wait:
+        print("heimdall submit: --json shows results, so it needs --wait", file=sys.stderr)
+        return 2
 
     producer = Producer()
     while True:

@@ -94,8 +94,11 @@ class JobHandle:
         async_result = self.app.AsyncResult(self.job_id)
         try:
             body = async_result.get(timeout=timeout_s, propagate=True, disable_sync_subtasks=False)
-        except CeleryTimeout as exc:
-            raise TimeoutError(f"no result for job {self.job_id} after {timeout_s} s") from exc
+        except CeleryTimeout:
+            # Celery's backend keeps a waiting AsyncResult until its result comes; left there,
+            # it is collected at interpreter exit, when its cleanup can no longer import.
+            self.app.backend.remove_pending_result(async_result)
+            raise TimeoutError(f"no result for job {self.job_id} after {timeout_s} s") from None
         return Result.model_validate(body)
 
     def ready(self) -> bool:

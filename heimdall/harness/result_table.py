@@ -50,8 +50,9 @@ def result_row(
 
 def show_results(handles: list, truths: list, timeout_s: float, as_json: bool) -> int:
     """Wait for each submitted job's result; a table for people, or one ``heimdall.result/1``
-    per line. Exit code 1 when a result did not come within ``timeout_s``."""
-    rows, progress = [], Progress(len(handles), "results")
+    per line. Exit code 0 when every job got a position, 1 when one failed or a result did not
+    come within ``timeout_s``."""
+    rows, failed, progress = [], 0, Progress(len(handles), "results")
     for i, (h, truth) in enumerate(zip(handles, truths, strict=True)):
         try:
             result = h.result(timeout_s=timeout_s)
@@ -61,7 +62,10 @@ def show_results(handles: list, truths: list, timeout_s: float, as_json: bool) -
         if as_json:
             print(result.to_json(), flush=True)
         rows.append(result_row(result, truth))
+        failed += result.status != "ok"
         progress.update(i + 1)
     if not as_json:
         print(format_table(RESULT_HEADERS, rows), flush=True)
-    return 0
+    if failed:
+        print(f"{failed} of {len(rows)} jobs failed", file=sys.stderr)
+    return 1 if failed else 0
