@@ -155,3 +155,20 @@ def test_ingest_of_one_recording_warns_it_cannot_be_localized(tmp_path, capsys):
     assert main(["ingest", "sigmf", str(tmp_path / "rx0.sigmf-meta")]) == 0
     out = capsys.readouterr().out
     assert "1 receiver(s); a position needs at least 3" in out
+
+
+def test_every_verbs_help_starts_with_a_description(capsys):
+    import re
+
+    from heimdall.cli import build_parser
+
+    usage = build_parser().format_usage()
+    verbs = re.search(r"\{([a-z,-]+)\}", usage).group(1).split(",")
+    assert len(verbs) >= 20
+    for verb in verbs:
+        with pytest.raises(SystemExit) as info:
+            main([verb, "-h"])
+        assert info.value.code == 0
+        lines = capsys.readouterr().out.splitlines()
+        description = lines[lines.index("") + 1] if "" in lines else ""
+        assert description and not description.startswith(("options", "positional")), verb

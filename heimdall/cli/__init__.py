@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from heimdall.cli import (
     bench,
@@ -38,6 +39,17 @@ VERBS = (
 )  # fmt: skip
 
 
+class _Verbs:
+    """argparse's sub-command action, each verb's ``-h`` starting with its one-line help."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        return self.sub.add_parser(name, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heimdall",
@@ -45,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for verb in VERBS:
-        verb.add_parser(sub)
+        verb.add_parser(_Verbs(sub))
     return parser
 
 
