@@ -89,7 +89,9 @@ class Settings(BaseSettings):
 
     # Prometheus: each worker node serves /metrics (multiprocess mode) on this port
     metrics_port: int | None = Field(9808, description="off (or empty) disables the exporter")
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = Field(
+        "127.0.0.1", description="bind /metrics /healthz /readyz here (0.0.0.0: every interface)"
+    )
     metrics_dir: Path | None = Field(None, description="default: a fresh temp dir per node")
 
     # `heimdall map`: Leaflet from its npm package (scripts/bootstrap puts it there)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -102,6 +104,7 @@ def test_readyz_is_503_while_the_node_boots_then_200_and_every_metric_is_exporte
             time.sleep(0.02)
         assert seen[0] == 503 and seen[-1] == 200, seen[:5]
         assert _get(port, "/healthz") == (200, b"ok\n")
+        assert _listening_addresses(port) == {"127.0.0.1"}  # DESIGN §13: loopback unless told
         ready = json.loads(_get(port, "/readyz")[1])
         assert ready["children"] == ready["children_on_current_models"] == 2
         gen = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), seed=310)
@@ -125,3 +128,14 @@ def test_readyz_is_503_while_the_node_boots_then_200_and_every_metric_is_exporte
 def _families(port: int):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     return list(text_string_to_metric_families(text))
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses a socket listens on at ``port``, from /proc/net/tcp (state 0A: LISTEN)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
