@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from heimdall.cli.options import METHODS, PRIORITIES
-from heimdall.harness.console import format_table
+from heimdall.harness.console import format_table, plural
 from heimdall.ingest import Assembled, IngestError, RecordingSet, assemble
 from heimdall.ingest.timestamps import ns_to_rfc3339
 
@@ -151,7 +151,7 @@ def _deliver(args: argparse.Namespace, made: list[Assembled]) -> int:
         with open(args.out, "w") as fh:
             for a in made:
                 fh.write(a.job.to_json() + "\n")
-        print(f"wrote {len(made)} jobs to {args.out}", file=sys.stderr)
+        print(f"wrote {plural(len(made), 'job')} to {args.out}", file=sys.stderr)
         return 0
     if not args.submit:
         print("(nothing written: give --out FILE or --submit)", file=sys.stderr)
@@ -160,7 +160,7 @@ def _deliver(args: argparse.Namespace, made: list[Assembled]) -> int:
     from heimdall.harness.result_table import show_results
 
     handles = Producer().submit_many([a.job for a in made])
-    print(f"submitted {len(handles)} jobs", file=sys.stderr, flush=True)
+    print(f"submitted {plural(len(handles), 'job')}", file=sys.stderr, flush=True)
     if not args.wait:
         for h in handles:
             print(h.job_id)
@@ -171,7 +171,8 @@ def _deliver(args: argparse.Namespace, made: list[Assembled]) -> int:
 def show(assembled: Assembled, found: RecordingSet, stream=sys.stdout) -> None:
     """The job's receivers as a table, then what was dropped or refused and why."""
     job = assembled.job
-    print(f"\n{found.label} → job {job.job_id} ({len(job.receivers)} receivers)", file=stream)
+    receivers = plural(len(job.receivers), "receiver")
+    print(f"\n{found.label} → job {job.job_id} ({receivers})", file=stream)
     rows = [
         [
             c.receiver_id, f"{c.lat:.5f}", f"{c.lon:.5f}", f"{c.center_frequency_hz / 1e6:.6f}",

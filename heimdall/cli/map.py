@@ -26,6 +26,7 @@ import numpy as np
 from heimdall.config import Settings, get_settings
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S
 from heimdall.geo.enu import LocalFrame
+from heimdall.harness.console import plural
 from heimdall.schemas.result import Result
 
 INITIAL_RESULTS = 200  # the live page starts with the stream's latest results
@@ -59,7 +60,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
             results = [r for _, r in ResultFeed(settings).latest(args.last)]
         Path(args.out).write_text(static_page(results, assets, settings.map_tiles_url))
-        print(f"wrote {args.out}: {len(results)} results", file=sys.stderr)
+        print(f"wrote {args.out}: {plural(len(results), 'result')}", file=sys.stderr)
         return 0
     port = args.port or settings.map_port
     server = live_server(settings, args.address, port, args.last)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from heimdall.cli.options import DATATYPES, NETWORKS
-from heimdall.harness.console import Progress
+from heimdall.harness.console import Progress, plural
 
 
 def add_parser(sub) -> None:
@@ -55,7 +55,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         if fh is not None:
             fh.close()
-    print(f"wrote {args.jobs} simulated jobs to {args.out or args.sigmf or args.kiwi}")
+    print(f"wrote {plural(args.jobs, 'simulated job')} to {args.out or args.sigmf or args.kiwi}")
     return 0
 
 

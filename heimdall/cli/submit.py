@@ -9,7 +9,7 @@ import time
 import uuid
 
 from heimdall.cli.options import DATATYPES, JSON_HELP, PRIORITIES, RSS_NETWORKS, read_jobs_file
-from heimdall.harness.console import Progress
+from heimdall.harness.console import Progress, plural
 
 
 def add_parser(sub) -> None:
@@ -92,7 +92,7 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
     else:
         handles = producer.submit_many(jobs, inline=args.inline)
     queues = sorted({h.queue for h in handles})
-    print(f"submitted {len(handles)} jobs to {queues}", file=sys.stderr, flush=True)
+    print(f"submitted {plural(len(handles), 'job')} to {queues}", file=sys.stderr, flush=True)
     if not args.wait:
         for h in handles:
             print(h.job_id)

@@ -20,23 +20,23 @@ def add_parser(sub) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from heimdall.client import ResultFeed
-    from heimdall.harness.result_table import RESULT_HEADERS, result_row
+    from heimdall.harness.result_table import LIVE_HEADERS, live_row
 
     feed = ResultFeed()
-    widths = [8, 6, 8, 8, 8, 8, 4, 8, 6, 10, 30]
+    widths = [8, 6, 8, 8, 8, 8, 4, 10, 30]
 
     def show(row: list) -> None:
         cells = [str(v) for v in row]
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
 
-    show(RESULT_HEADERS)
+    show(LIVE_HEADERS)
     pubsub = feed.open_subscription()  # before replaying, so nothing falls in between
     if args.from_stream is not None:
         for _, result in feed.read_stream(args.from_stream):
-            show(result_row(result))
+            show(live_row(result))
     try:
         for result in feed.listen(pubsub):
-            show(result_row(result))
+            show(live_row(result))
     except KeyboardInterrupt:
         return 0
     return 0

@@ -60,6 +60,15 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 
 def _fmt(value: object) -> str:
+    """A float with at most 3 decimals (1 from 1000 up), without trailing zeros: a value
+    rounded to 0.1 reads 64.8, not 64.800."""
     if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+        text = f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+        text = text.rstrip("0")
+        return text + "0" if text.endswith(".") else text
     return str(value)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

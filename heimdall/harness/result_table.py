@@ -4,6 +4,7 @@ for submitted jobs' results to show them."""
 from __future__ import annotations
 
 import sys
+import textwrap
 
 from heimdall.harness.console import Progress, format_table
 from heimdall.harness.scoring import error_m, inside_ellipse
@@ -22,6 +23,15 @@ RESULT_HEADERS = [
     "latency ms",
     "worker / error",
 ]
+TRUTH_COLUMNS = (7, 8)  # "error km", "in 95%": only where the truth is known
+LIVE_HEADERS = [h for i, h in enumerate(RESULT_HEADERS) if i not in TRUTH_COLUMNS]
+ERROR_CHARS = 70
+
+
+def live_row(result: Result, latency_ms: float | None = None) -> list:
+    """:func:`result_row` without the truth columns (results heard live, truth unknown)."""
+    row = result_row(result, None, latency_ms)
+    return [v for i, v in enumerate(row) if i not in TRUTH_COLUMNS]
 
 
 def result_row(
@@ -44,7 +54,7 @@ def result_row(
         round(err / 1000.0, 1) if err is not None else "",
         {True: "yes", False: "no", None: ""}[inside],
         round(latency_ms, 1),
-        (result.worker or "") if ok else f"{result.error.code}: {result.error.message}"[:70],
+        (result.worker or "") if ok else _error_text(result),
     ]
 
 
@@ -69,3 +79,9 @@ def show_results(handles: list, truths: list, timeout_s: float, as_json: bool) -
     if failed:
         print(f"{failed} of {len(rows)} jobs failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _error_text(result: Result) -> str:
+    """``code: message``, shortened at a word with a pointer to the whole (``--json``)."""
+    text = f"{result.error.code.value}: {result.error.message}"
+    return textwrap.shorten(text, ERROR_CHARS, placeholder=" … (all of it: --json)")
