@@ -46,8 +46,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("batch", help="batches of jobs")
     verbs = p.add_subparsers(dest="verb", required=True)
     s = verbs.add_parser("show", help="counts by status and code of one batch")
-    s.add_argument("batch_id", metavar="ID")
-    s.add_argument("--json", action="store_true", help="print the record as JSON")
+    s.add_argument("batch_id", metavar="ID", help="the batch id (a unique prefix will do)")
+    s.add_argument("--json", action="store_true", help="print the batch as one JSON object")
     s.set_defaults(func=cmd_batch_show)
 
 
@@ -220,17 +220,46 @@ def reload_table(answers: dict, children: dict[str, dict]) -> str:
 def cmd_batch_show(args: argparse.Namespace) -> int:
     from heimdall.client import Producer
 
-    record = Producer().batch(args.batch_id)
+    producer = Producer()
+    ids = producer.batch_ids(args.batch_id)
+    if len(ids) > 1:
+        shown = ", ".join(i[:12] for i in ids[:5])
+        print(f"heimdall batch show: {args.batch_id!r} starts {len(ids)} batch ids ({shown}…): "
+              "give more of it", file=sys.stderr)  # fmt: skip
+        return 2
+    record = producer.batch(ids[0]) if ids else None
     if record is None:
-        print(
-            f"heimdall batch show: no batch {args.batch_id} (unknown or expired)", file=sys.stderr
-        )
+        unknown = f"no batch {args.batch_id} (unknown or expired)"
+        print(f"heimdall batch show: {unknown}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(record))
+        print(json.dumps(batch_view(ids[0], record)))
         return 0
-    print(batch_table(args.batch_id, record))
+    print(batch_table(ids[0], record))
     return 0
+
+
+def batch_view(batch_id: str, record: dict[str, str]) -> dict:
+    """A batch's record as typed JSON: counts as numbers, both times in RFC 3339 UTC."""
+    total, ended = int(record.get("total", 0)), int(record.get("ended", 0))
+    finished = record.get("finished_at")  # Redis TIME "seconds.microseconds"
+    return {
+        "batch_id": batch_id,
+        "total": total,
+        "ended": ended,
+        "pending": total - ended,
+        "done": "summary" in record,
+        "statuses": {k[7:]: int(v) for k, v in record.items() if k.startswith("status:")},
+        "codes": {k[5:]: int(v) for k, v in record.items() if k.startswith("code:")},
+        "created_at": record.get("created_at"),
+        "finished_at": _rfc3339(float(finished)) if finished else None,
+    }
+
+
+def _rfc3339(unix_s: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(unix_s, UTC).isoformat()
 
 
 def batch_table(batch_id: str, record: dict[str, str]) -> str:

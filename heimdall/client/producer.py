@@ -224,6 +224,15 @@ class Producer:
         record = self.redis.hgetall(self.settings.batch_key(batch_id))
         return {k.decode(): v.decode() for k, v in record.items()} or None
 
+    def batch_ids(self, prefix: str) -> list[str]:
+        """Ids of the batches (not expired) whose id starts with ``prefix``, as tables show
+        them (8 characters)."""
+        head = self.settings.batch_key("")
+        escaped = "".join(f"[{c}]" if c in "*?[]\\" else c for c in prefix)
+        keys = self.redis.scan_iter(match=f"{head}{escaped}*", count=1000)
+        found = {key.decode()[len(head):] for key in keys}
+        return sorted(i for i in found if ":" not in i)  # not the batches' job-id sets
+
     def _send(
         self,
         outgoing: list[tuple[str, str, dict]],

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,13 @@ def test_commands_say_what_happened(fleet):
     batch = fleet.producer.submit_batch(_jobs(3, seed=909))
     for h in batch.handles:
         h.result(60)
-    shown = _cli(fleet, "batch", "show", batch.batch_id)
+    shown = _cli(fleet, "batch", "show", batch.batch_id[:8])  # as tables show it
     assert shown.returncode == 0 and "status ok" in shown.stdout and "done" in shown.stdout
+    assert batch.batch_id in shown.stdout
+    view = json.loads(_cli(fleet, "batch", "show", batch.batch_id[:8], "--json").stdout)
+    assert view["batch_id"] == batch.batch_id and view["done"] is True
+    assert (view["total"], view["ended"], view["pending"]) == (3, 3, 0)  # numbers, not strings
+    assert sum(view["statuses"].values()) == 3
+    for moment in ("created_at", "finished_at"):  # both RFC 3339, UTC
+        assert datetime.fromisoformat(view[moment]).utcoffset() == timedelta(0)
     assert _cli(fleet, "batch", "show", str(uuid.uuid4())).returncode == 1
