@@ -19,6 +19,13 @@ import redis
 from heimdall.config import Settings
 
 RAW_LIMIT_BYTES = 4096
+# Refused for what the message itself is: the gate would refuse it again. (A letter refused
+# for what this fleet lacked — unknown_task, unknown_message, invalid_task, unhandled — may
+# be requeued once the fleet has it.)
+REFUSED_AGAIN = frozenset({
+    "not_json", "not_envelope", "too_deep", "too_large", "bad_body_encoding", "bad_body_shape",
+    "bad_arity", "bad_headers", "bad_task_id", "bad_pack", "content_type", "unreadable",
+})  # fmt: skip
 
 
 @dataclass
@@ -75,11 +82,18 @@ class DeadLetterBox:
         """Push a letter's raw message back onto its queue and drop the letter.
 
         Raises ``LookupError`` for an unknown id and ``ValueError`` when the raw message was
-        cut at ``RAW_LIMIT_BYTES`` (it cannot be rebuilt)."""
+        cut at ``RAW_LIMIT_BYTES`` (it cannot be rebuilt) or was refused for what it is
+        (``REFUSED_AGAIN``: the gate would refuse it again)."""
         found = self._find(letter_id)
         if found is None:
             raise LookupError(f"no single dead letter with id {letter_id!r}")
         letter, item = found
+        if letter.reason in REFUSED_AGAIN:
+            raise ValueError(
+                f"dead letter {letter.letter_id} was refused for what the message itself is "
+                f"({letter.reason}: {letter.detail[:120]}); requeued, it would come straight "
+                "back. Fix the producer and send the job again"
+            )
         if not letter.complete:
             raise ValueError(
                 f"dead letter {letter.letter_id} kept {RAW_LIMIT_BYTES} of {letter.raw_bytes} "

@@ -138,13 +138,19 @@ def test_dead_letters_command_lists_shows_requeues_and_purges(serving_fleet):
     shown = run("show", newest["letter_id"][:10])
     assert shown.returncode == 0 and newest["reason"] in shown.stdout
     before = f.redis.llen(f.settings.dead_letters_key)
-    requeued = run("requeue", newest["letter_id"])
+    letters = [json.loads(x) for x in f.redis.lrange(f.settings.dead_letters_key, 0, -1)]
+    malformed = next(d for d in letters if d["reason"] == "not_json")
+    refused = run("requeue", malformed["letter_id"])  # it would come straight back
+    assert refused.returncode == 1 and "would come straight back" in refused.stderr
+    assert f.redis.llen(f.settings.dead_letters_key) == before  # the letter stays
+    lacking = next(d for d in letters if d["reason"] == "unknown_task")  # the fleet lacked it
+    requeued = run("requeue", lacking["letter_id"])
     assert requeued.returncode == 0, requeued.stderr
-    # refused again by the worker: one letter out, one back in
+    # this fleet still has no such task: one letter out, one back in
     deadline = time.monotonic() + 30
     while f.redis.llen(f.settings.dead_letters_key) != before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert json.loads(f.redis.lindex(f.settings.dead_letters_key, 0))["reason"] == newest["reason"]
+    assert json.loads(f.redis.lindex(f.settings.dead_letters_key, 0))["reason"] == "unknown_task"
     assert run("requeue", "nosuchid").returncode == 1
     purged = run("purge")
     assert purged.returncode == 0 and f"purged {before}" in purged.stdout
