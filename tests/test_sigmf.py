@@ -129,3 +129,31 @@ def test_a_collection_whose_stream_is_missing_is_refused(tmp_path, scenario):
     (tmp_path / "rx1.sigmf-meta").unlink()
     (refusal,) = read_sets([path])
     assert isinstance(refusal, IngestError) and "stream 'rx1'" in str(refusal)
+
+
+def test_a_missing_path_and_a_missing_time_say_what_to_do(tmp_path):
+    from heimdall.ingest import IngestError
+    from heimdall.ingest.sigmf import read_sets
+
+    (refused,) = read_sets([tmp_path / "nowhere.sigmf-collection"])
+    assert isinstance(refused, IngestError) and "no such file or directory" in str(refused)
+    (refused,) = read_sets([tmp_path / "typo.txt"])
+    assert "no such file or directory" in str(refused)
+
+
+def test_a_capture_without_time_says_how_to_add_it(tmp_path):
+    from sigmfwriter import write_with_sigmf
+
+    from heimdall.ingest import IngestError
+    from heimdall.ingest.sigmf import read_sets
+    from heimdall.sim import ScenarioGenerator, SimConfig
+
+    scenario = ScenarioGenerator(SimConfig(network="reference"), seed=5).next()
+    write_with_sigmf(tmp_path, scenario, ["cf32_le"])
+    meta = tmp_path / "rx0.sigmf-meta"
+    record = json.loads(meta.read_text())
+    del record["captures"][0]["core:datetime"]
+    meta.write_text(json.dumps(record))
+    (refused,) = read_sets([meta])
+    assert isinstance(refused, IngestError)
+    assert "core:datetime is missing" in str(refused) and "RFC 3339" in str(refused)

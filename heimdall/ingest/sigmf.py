@@ -88,6 +88,8 @@ def _base(path: Path) -> Path:
 
 def read_collection(path: Path, stations: dict[str, Position] | None = None) -> RecordingSet:
     """A ``.sigmf-collection`` and the recordings its ``core:streams`` name."""
+    if not path.exists():
+        raise IngestError(str(path), "no such file or directory")
     if not path.name.endswith(COLLECTION):
         raise IngestError(
             str(path), "not a SigMF file (.sigmf-meta/-data, .sigmf archive, .sigmf-collection)"
@@ -207,7 +209,11 @@ class _Reader:
             raise IngestError(self.where, f"{field}.core:frequency is {frequency!r}; need Hz > 0")
         stamp = capture.get("core:datetime")
         if stamp is None:
-            raise IngestError(self.where, f"{field}.core:datetime is missing; a job needs a time")
+            raise IngestError(
+                self.where,
+                f"{field}.core:datetime is missing; a job needs the time of its first sample: "
+                'add it to the capture segment (RFC 3339 UTC, e.g. "2026-12-06T10:00:00.123456Z")',
+            )
         try:
             time_ns = rfc3339_to_ns(stamp)
         except TimestampError as exc:
