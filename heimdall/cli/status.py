@@ -17,13 +17,15 @@ NO_WORKER = "no worker answered"
 
 
 def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0)
+    client.ping()  # an unreachable Redis is said at once, not after the broker's retries
     app = celery_app(settings, "heimdall-status")
-    client = redis.Redis.from_url(settings.redis_url)
     try:
         inspect = app.control.inspect(timeout=timeout_s)
         stats = inspect.stats() or {}
-        active = inspect.active() or {}
-        queues = inspect.active_queues() or {}
+        # no node answered: asking twice more would only wait twice more
+        active = (inspect.active() or {}) if stats else {}
+        queues = (inspect.active_queues() or {}) if stats else {}
     finally:
         app.close()
     worker_rows = []
