@@ -30,3 +30,46 @@ def test_submit_wait_with_nobody_answering_ends_without_a_traceback(fleet):
     assert done.returncode == 1
     assert "no result for job" in done.stderr and "is a worker running?" in done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_flower_from_the_procfile_gets_a_random_password_kept_in_a_file(fleet, tmp_path):
+    import base64
+    import time
+    import urllib.error
+    import urllib.request
+
+    from heimdall.harness.redis_server import free_port
+
+    port, secret = free_port(), tmp_path / ".flower-password"
+    env = {k: v for k, v in {**os.environ, **fleet.env}.items() if k != "HEIMDALL_FLOWER_PASSWORD"}
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "heimdall.cli", "flower", "--port", str(port),
+         "--password-file", str(secret)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def status(auth: str | None) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/workers")
+        if auth:
+            request.add_header("Authorization", f"Basic {base64.b64encode(auth.encode()).decode()}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = status(None)
+            except (urllib.error.URLError, ConnectionError):  # not listening yet
+                time.sleep(0.2)
+        assert answer == 401, "Flower answered without a password"
+        password = secret.read_text().strip()
+        assert len(password) >= 16 and secret.stat().st_mode & 0o777 == 0o600
+        assert status(f"heimdall:{password}") == 200
+        assert status("heimdall:heimdall") == 401
+    finally:
+        flower.kill()
+        flower.wait(10)
