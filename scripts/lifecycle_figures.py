@@ -168,7 +168,7 @@ def main() -> None:
             fleet.start_node(2, HEIMDALL_SERVE_MODELS='["v2"]')
             rows += ab_split(producer, settings)
             fleet.stop_nodes()
-            producer.redis.delete(settings.served_models_key)
+            producer.redis.delete(settings.served_by_key)
             fleet.start_node(2)
             rows += reload_run(producer, settings)
             rows += cache_latency(producer, settings)

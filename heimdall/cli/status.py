@@ -9,6 +9,7 @@ import json
 import redis
 
 from heimdall.broker.queues import queue_lengths
+from heimdall.client.producer import served_versions
 from heimdall.config import Settings, get_settings
 from heimdall.config.celery import celery_app
 from heimdall.harness.console import format_table
@@ -42,7 +43,7 @@ def fleet_status(settings: Settings, timeout_s: float = 1.0) -> str:
                 ",".join(q["name"] for q in queues.get(node, [])),
             ]
         )
-    served = [m.decode() for m in client.zrange(settings.served_models_key, 0, -1)]
+    served = sorted(served_versions(client, settings))
     names = [*settings.worker_queues(), *settings.worker_queues(served or None)]
     if settings.broker_is_redis:
         names += _extra_queues(client, settings)

@@ -25,9 +25,18 @@ from heimdall.schemas.result import Result
 
 
 def served_versions(client: redis.Redis, settings: Settings) -> set[str]:
-    """Versions some worker node announced within the last three announce intervals."""
+    """Versions some worker node serves now: in the latest word of each node heard within the
+    last three announce intervals (a node that stopped speaking serves nothing)."""
     since = time.time() - 3 * settings.advertise_interval_s
-    return {m.decode() for m in client.zrangebyscore(settings.served_models_key, since, "+inf")}
+    served: set[str] = set()
+    for raw in client.hvals(settings.served_by_key):
+        try:
+            entry = json.loads(raw)
+            if float(entry["at"]) >= since:
+                served.update(str(v) for v in entry["versions"])
+        except (ValueError, KeyError, TypeError):  # a malformed entry serves nothing
+            continue
+    return served
 
 
 def _with_arm(job: IQJob, split: Split, served: set[str]) -> IQJob:

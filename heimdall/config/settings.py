@@ -185,9 +185,10 @@ class Settings(BaseSettings):
         return f"{self.key_prefix}:dead-letters"
 
     @property
-    def served_models_key(self) -> str:
-        """Sorted set: model version → last time (unix s) a worker node said it serves it."""
-        return f"{self.key_prefix}:served-models"
+    def served_by_key(self) -> str:
+        """Hash node → JSON ``{"versions": [...], "at": unix s}``: what each worker node serves
+        now, as it last said (at start, every ``advertise_interval_s`` and at once on reload)."""
+        return f"{self.key_prefix}:served-by"
 
     @property
     def serving_key(self) -> str:

@@ -90,6 +90,22 @@ def after_worker_ready(sender: object = None, **_: object) -> None:
         checks.consumer = sender  # /readyz: the consumer is up; now the children decide
 
 
+@signals.worker_shutdown.connect
+def after_worker_stop(**_: object) -> None:
+    """A node stopping (warm shutdown) serves nothing from now on: producers stop routing to
+    versions only it served, without waiting for its word to age."""
+    shared = node_models()
+    if shared is None or shared.main_pid != os.getpid():
+        return
+    settings = get_settings()
+    try:
+        redis.Redis.from_url(settings.redis_url, socket_timeout=2.0).hdel(
+            settings.served_by_key, shared.node
+        )
+    except redis.RedisError as exc:  # its word ages out after three announce intervals
+        log.warning("could not withdraw the served versions: %s", exc)
+
+
 @signals.worker_process_init.connect
 def after_child_fork(**_: object) -> None:
     logs.install()

@@ -75,9 +75,10 @@ class NodeModels:
             self._state.value = encoded
 
     def announce(self, client: redis.Redis, settings: Settings) -> None:
-        """Tell producers which versions this node serves (they route by it)."""
-        versions = self.serving().versions
-        client.zadd(settings.served_models_key, dict.fromkeys(versions, time.time()))
+        """Tell producers which versions this node serves now (they route by it): the node's
+        entry replaces what it said before, so a version reloaded away is unserved at once."""
+        entry = {"versions": self.serving().versions, "at": time.time()}
+        client.hset(settings.served_by_key, self.node, json.dumps(entry))
 
     def reload(self, version: str | None, settings: Settings) -> dict:
         """Verify ``version`` (default: the current one, re-read from disk) and make it the

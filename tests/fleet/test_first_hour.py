@@ -73,3 +73,19 @@ def test_flower_from_the_procfile_gets_a_random_password_kept_in_a_file(fleet, t
     finally:
         flower.kill()
         flower.wait(10)
+
+
+def test_served_means_a_node_said_so_lately(fleet):
+    import json
+    import time
+
+    from heimdall.client.producer import served_versions
+
+    key, now = fleet.settings.served_by_key, time.time()
+    fleet.redis.hset(key, "fresh@a", json.dumps({"versions": ["v1", "v2"], "at": now}))
+    fleet.redis.hset(key, "silent@b", json.dumps({"versions": ["v9"], "at": now - 3600}))
+    fleet.redis.hset(key, "broken@c", "not json")
+    try:
+        assert served_versions(fleet.redis, fleet.settings) == {"v1", "v2"}
+    finally:
+        fleet.redis.delete(key)

@@ -201,3 +201,17 @@ def test_commands_say_what_happened(fleet):
     for moment in ("created_at", "finished_at"):  # both RFC 3339, UTC
         assert datetime.fromisoformat(view[moment]).utcoffset() == timedelta(0)
     assert _cli(fleet, "batch", "show", str(uuid.uuid4())).returncode == 1
+
+
+def test_a_version_reloaded_away_is_served_no_more(fleet):
+    """Reload to v1 and back to v2: v1 is not "served" for 90 s more (it was, by the old
+    per-version announcements), so `ab set` refuses it and producers route nothing to it."""
+    assert _cli(fleet, "reload", "--version", "v1").returncode == 0
+    assert _cli(fleet, "reload", "--version", "v2").returncode == 0
+    refused = _cli(fleet, "ab", "set", "v2=0.9", "v1=0.1")
+    assert refused.returncode == 1 and "no worker node serves v1" in refused.stderr
+    shown = _cli(fleet, "ab", "show")
+    assert shown.returncode == 0, shown.stderr
+    job = _jobs(1, seed=910)[0].model_copy(update={"model": "v1"})
+    result = fleet.producer.submit(job).result(60)  # v1 unserved: the default queue, refused
+    assert result.status == "failed" and result.error.code.value == "unknown_model"
