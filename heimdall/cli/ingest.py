@@ -50,7 +50,11 @@ def add_parser(sub) -> None:
         help="a set is complete when its files have not changed for S seconds",
     )
     w.add_argument("--interval", type=float, default=1.0, metavar="S", help="poll period")
-    w.add_argument("--once", action="store_true", help="handle what is there now, then exit")
+    w.add_argument(
+        "--once",
+        action="store_true",
+        help=f"handle what is there now, wait for its results (up to {ONCE_RESULTS_S:.0f} s), exit",
+    )
     w.set_defaults(func=cmd_watch)  # fmt: skip
 
 
@@ -194,23 +198,58 @@ def show(assembled: Assembled, found: RecordingSet, stream=sys.stdout) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    """The drop folder: submit each complete set once, move it to done/ or rejected/."""
-    from heimdall.client import Producer
+    """The drop folder: submit each complete set once, move it to done/ or rejected/, and show
+    each set's result as it arrives."""
+    import time
+
+    from heimdall.client import Producer, ResultListener
     from heimdall.ingest.watch import DropFolder
 
     stations, fields = stations_of(args), job_fields(args)
     producer = Producer()
+    pending: dict[str, str] = {}  # job id → the set's label, until its result is shown
 
     def submit(assembled: Assembled) -> str:
         return producer.submit(assembled.job).job_id
 
     folder = DropFolder(Path(args.directory), submit, stations, fields, settle_s=args.settle)
-    print(f"watching {folder.directory} (done/, rejected/ beside it); Ctrl-C stops", flush=True)
-    try:
-        folder.run(interval_s=args.interval, once=args.once, report=print)
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    print(f"watching {folder.directory} (done/ and rejected/ inside it); Ctrl-C stops", flush=True)
+    deadline = time.monotonic() + ONCE_RESULTS_S  # --once: how long to wait for the answers
+    with ResultListener(producer.settings) as heard:  # up before the first submit
+        try:
+            while True:
+                for outcome in folder.poll():
+                    if outcome.status != "waiting":
+                        print(outcome.line(), flush=True)
+                    for job_id in (outcome.job_id or "").split(", "):
+                        if outcome.status == "submitted" and job_id:
+                            pending[job_id] = outcome.label
+                for job_id in [j for j in pending if j in heard.received]:
+                    print(answer_line(pending.pop(job_id), heard.result(job_id)), flush=True)
+                if args.once and (not pending or time.monotonic() > deadline):
+                    for job_id, label in pending.items():
+                        print(f"no result yet for {label} (job {job_id}); is a worker running? "
+                              "(heimdall status)", file=sys.stderr)  # fmt: skip
+                    return 1 if pending else 0
+                time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0
+
+
+ONCE_RESULTS_S = 120.0
+
+
+def answer_line(label: str, result) -> str:
+    """A set's answer for people: status, method, position, 95 % ellipse (or the error)."""
+    head = f"result    {label} → job {result.job_id[:8]}: {result.status}"
+    if result.status != "ok":
+        return f"{head} {result.error.code.value}: {result.error.message}"
+    e = result.ellipse
+    return (
+        f"{head} ({result.method}) {result.position.lat:.5f}, {result.position.lon:.5f}; "
+        f"{e.confidence:.0%} ellipse {e.semi_major_m / 1e3:.2f} × {e.semi_minor_m / 1e3:.2f} km "
+        f"at {e.orientation_deg:.0f}°"
+    )
 
 
 def write_job_sigmf(job, truth: dict, directory: Path) -> Path:

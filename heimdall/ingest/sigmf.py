@@ -149,6 +149,8 @@ def read_recording(base: Path, stations: dict[str, Position] | None = None) -> l
         warnings.simplefilter("always")
         try:
             handle = sigmf.fromfile(where, autoscale=True)
+        except json.JSONDecodeError as exc:
+            raise IngestError(where, f"the metadata is not JSON ({exc})") from exc
         except (OSError, ValueError, SigMFError, KeyError, TypeError) as exc:
             raise IngestError(where, f"unreadable SigMF recording: {exc}") from exc
     if not isinstance(handle, SigMFFile):

@@ -1,8 +1,10 @@
 """The drop folder: each complete recording set that lands is submitted once, then moved.
 
 A set is a ``.sigmf-collection`` with the recordings it names, KiwiSDR IQ WAVs whose names
-give the same start, or a folder holding either (moved as a whole). It is complete when every
-file is there and none has changed for ``settle_s``. After submitting, its files go to
+give the same start, a folder holding either (moved as a whole), or — as ``heimdall ingest
+sigmf`` takes them — the loose SigMF recordings no collection names, together, once the whole
+folder has been quiet for ``settle_s``. It is complete when every file is there and none has
+changed for ``settle_s``. After submitting, its files go to
 ``done/`` (with ``<set>.job.json``); a set or file that cannot be used goes to ``rejected/``
 with ``<file>.reason``. Job ids come from the content (see ``assemble``), so a set submitted
 again after a crash is the same job. A bad file never stops the folder; a fleet that cannot be
@@ -28,7 +30,7 @@ from heimdall.ingest.recording import IngestError
 log = logging.getLogger(__name__)
 
 DONE, REJECTED = "done", "rejected"
-IGNORED_SUFFIXES = (".txt", ".part", ".tmp", ".reason", "~")
+IGNORED_SUFFIXES = (".part", ".tmp", ".reason", "~")  # files still being written
 RECORDING_SUFFIXES = sigmf.RECORDING_SUFFIXES
 
 
@@ -177,12 +179,12 @@ class DropFolder:
             found.append(
                 _Set(group[0].name, group, lambda g=group: kiwi.read_sets(g, self.stations))
             )
-        for path in sorted(set(files) - claimed):
-            if path.name.endswith(RECORDING_SUFFIXES):
-                if self._settled(path, self.give_up_s):
-                    found.append(_Set(path.name, [path], lambda p=path: [_lone(p)]))
-            else:
-                found.append(_Set(path.name, [path], lambda p=path: [_unknown(p)]))
+        loose = sorted(p for p in set(files) - claimed if p.name.endswith(RECORDING_SUFFIXES))
+        if loose and all(self._settled(p, self.settle_s) for p in files):
+            label = loose[0].name if len(loose) == 1 else f"{len(loose)} loose recording files"
+            found.append(_Set(label, loose, lambda g=loose: sigmf.read_sets(g, self.stations)))
+        for path in sorted(set(files) - claimed - set(loose)):
+            found.append(_Set(path.name, [path], lambda p=path: [_unknown(p)]))
         return found
 
     def _streams(self, collection: Path) -> list[Path]:
@@ -244,13 +246,14 @@ class DropFolder:
             except Exception as exc:  # the fleet is unreachable: try again next poll
                 log.warning("could not submit %s (will retry): %s", found.label, exc)
                 return Outcome("waiting", found.label, detail=[f"submit failed: {exc}"])
+            refused = {f for r in item.refused for f in _recording_files(Path(r.path))}
             for refusal in item.refused:
-                self._reject([Path(refusal.path)], str(refusal))
+                self._reject(_recording_files(Path(refusal.path)), str(refusal))
                 outcome.detail.append(f"refused: {refusal}")
-            kept = [Path(f) for f in item.files if Path(f) not in map(_path_of, item.refused)]
+            kept = [Path(f) for f in item.files if Path(f) not in refused]
             self._accept(kept, found.label, job_id, assembled.notes)
             used.update(kept)
-            used.update(Path(r.path) for r in item.refused)
+            used.update(refused)
             outcome.status, outcome.job_id = "submitted", job_id
             outcome.detail = assembled.notes + outcome.detail
         rest = [p for p in found.files if p not in used and p.exists()]
@@ -273,8 +276,14 @@ class DropFolder:
                 moved.with_name(moved.name + ".reason").write_text(reason + "\n")
 
 
-def _path_of(error: IngestError) -> Path:
-    return Path(error.path)
+def _recording_files(path: Path) -> list[Path]:
+    """``path`` and the files of the same SigMF recording beside it (a refused recording's
+    metadata and data go to rejected/ together)."""
+    for suffix in RECORDING_SUFFIXES:
+        if path.name.endswith(suffix):
+            base = path.name[: -len(suffix)]
+            return [p for s in RECORDING_SUFFIXES if (p := path.with_name(base + s)).exists()]
+    return [path]
 
 
 def _missing_streams(collection: Path) -> bool:
@@ -284,14 +293,6 @@ def _missing_streams(collection: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return any(sigmf.recording_file(b) is None for b in bases)
-
-
-def _lone(path: Path) -> IngestError:
-    return IngestError(
-        str(path),
-        "a SigMF recording no .sigmf-collection here names; put the recordings of one "
-        "emission in a collection",
-    )
 
 
 def _unknown(path: Path) -> IngestError:

@@ -82,6 +82,42 @@ def test_dropped_sets_reach_the_stream_and_a_broken_file_is_rejected(serving_fle
         watcher.terminate()
         output = watcher.communicate(timeout=10)[0]
     assert "submitted" in output and "rejected" in output, output
+    answers = [line for line in output.splitlines() if line.startswith("result")]
+    # each set's answer as it arrives (the second may come after the watcher was stopped)
+    assert answers and all(": ok (rss)" in a and "ellipse" in a for a in answers), output
+    assert "(done/ and rejected/ inside it)" in output
+
+
+def test_the_folder_takes_what_ingest_takes_and_says_why_at_once(serving_fleet, tmp_path):
+    """Loose recordings (no collection) are one set, as `ingest sigmf` takes them; a metadata
+    file that is not JSON and a stray note are rejected at once, each with its reason."""
+    fleet = serving_fleet
+    folder, staging = tmp_path / "drop", tmp_path / "staging"
+    folder.mkdir()
+    scenario = ScenarioGenerator(SimConfig(network="reference", missing_probability=0.0), 6)
+    sc = scenario.next()
+    truth = {"lat": sc.true_lat, "lon": sc.true_lon}
+    written = write_job_sigmf(sc.to_job("ci16_le"), truth, staging)
+    loose = sorted(p for p in staging.iterdir() if p != written)
+    for path in loose:  # the recordings without their collection
+        shutil.move(str(path), str(folder / path.name))
+    (folder / "bad.sigmf-meta").write_text("{ this is not json")
+    (folder / "bad.sigmf-data").write_bytes(bytes(4000))
+    (folder / "notes.txt").write_text("recorded on the roof\n")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "heimdall.cli", "ingest", "watch", str(folder),
+         "--settle", "0.5", "--interval", "0.2", "--once"],
+        env={**os.environ, **fleet.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    output = watcher.communicate(timeout=180)[0]
+    assert watcher.returncode == 0, output
+    rejected = folder / "rejected"
+    assert "not a recording Heimdall reads" in (rejected / "notes.txt.reason").read_text()
+    assert "the metadata is not JSON" in (rejected / "bad.sigmf-meta.reason").read_text()
+    (record,) = [json.loads(p.read_text()) for p in (folder / "done").glob("*.job.json")]
+    assert len(record["files"]) == len(loose)
+    assert "result" in output and ": ok (rss)" in output, output
 
 
 def _job_record(folder, collection_name):
