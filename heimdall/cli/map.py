@@ -7,9 +7,10 @@ Static (``heimdall map --out FILE.html [RESULTS.jsonl]``): the same page for a r
 (one ``heimdall.result/1`` per line, as ``--json`` prints them) or the stream's latest
 results, with Leaflet inlined, so it opens from a file with no network.
 
-Leaflet comes from its npm package, unpacked by ``scripts/bootstrap`` into
-``Settings.map_assets_dir`` (git-ignored; no CDN). Base tiles only if
-``HEIMDALL_MAP_TILES_URL`` is set: without them the page still draws, on a blank background.
+Leaflet, Natural Earth's countries (``world-atlas``) and ``topojson-client`` come from their npm
+packages, unpacked by ``scripts/bootstrap`` into ``Settings.map_assets_dir`` (git-ignored; no
+CDN). Base tiles only if ``HEIMDALL_MAP_TILES_URL`` is set: without them the page draws land,
+coastlines and borders from Natural Earth, offline; a scale bar and a legend always.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from heimdall.schemas.result import Result
 
 INITIAL_RESULTS = 200  # the live page starts with the stream's latest results
 HYPERBOLA_POINTS = 121
-ASSET_FILES = ("leaflet.js", "leaflet.css")
+ASSET_FILES = (  # under Settings.map_assets_dir, unpacked from npm packages by scripts/bootstrap
+    "leaflet/leaflet.js", "leaflet/leaflet.css",
+    "basemap/topojson-client.min.js", "basemap/countries-50m.json",
+)  # fmt: skip
+STATIC_DIRS = ("leaflet", "basemap")
 
 
 def add_parser(sub) -> None:
@@ -48,7 +53,7 @@ def add_parser(sub) -> None:
 def cmd_map(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
-        assets = leaflet_assets(settings.map_assets_dir)
+        assets = map_assets(settings.map_assets_dir)
     except FileNotFoundError as exc:
         print(f"heimdall map: {exc}", file=sys.stderr)
         return 2
@@ -148,24 +153,32 @@ def hyperbola_en(a: np.ndarray, b: np.ndarray, difference_m: float, span_m: floa
 # -- the page --------------------------------------------------------------------------------
 
 
-def leaflet_assets(directory: Path) -> dict[str, str]:
-    """Leaflet's script and stylesheet, as text (FileNotFoundError says how to get them)."""
-    base = Path(directory) / "leaflet"
+def map_assets(directory: Path) -> dict[str, str]:
+    """Leaflet, topojson-client and Natural Earth's countries, as text (FileNotFoundError says
+    how to get them)."""
+    base = Path(directory)
     missing = [name for name in ASSET_FILES if not (base / name).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"Leaflet is not in {base} ({', '.join(missing)} missing): run "
-            "`source scripts/bootstrap` (it unpacks the leaflet npm package there)"
+            f"the map's assets are not all in {base} ({', '.join(missing)} missing): run "
+            "`source scripts/bootstrap` (it unpacks the leaflet, world-atlas and "
+            "topojson-client npm packages there)"
         )
     return {name: (base / name).read_text() for name in ASSET_FILES}
 
 
 def static_page(results: list[Result], assets: dict[str, str], tiles_url: str | None) -> str:
-    """One self-contained HTML file: Leaflet inlined, the results as JSON."""
-    script = assets["leaflet.js"].replace("</script", "<\\/script")
-    head = f"<style>{assets['leaflet.css']}</style>\n<script>{script}</script>"
+    """One self-contained HTML file: Leaflet, topojson-client and the countries inlined, the
+    results as JSON."""
+    scripts = [assets[name].replace("</script", "<\\/script")
+               for name in ("leaflet/leaflet.js", "basemap/topojson-client.min.js")]  # fmt: skip
+    head = f"<style>{assets['leaflet/leaflet.css']}</style>\n" + "\n".join(
+        f"<script>{script}</script>" for script in scripts
+    )
     views = [result_view(r) for r in results]
-    return _page(head, {"mode": "static", "results": views, "tiles": tiles_url})
+    basemap = json.loads(assets["basemap/countries-50m.json"])
+    config = {"mode": "static", "results": views, "tiles": tiles_url, "basemap": basemap}
+    return _page(head, config)
 
 
 def _page(head: str, config: dict[str, Any]) -> str:
@@ -183,18 +196,22 @@ def live_server(settings: Settings, address: str, port: int, last: int) -> Threa
     from heimdall.client import ResultFeed
 
     feed = ResultFeed(settings)
-    assets_dir = Path(settings.map_assets_dir) / "leaflet"
+    assets_dir = Path(settings.map_assets_dir)
     head = ('<link rel="stylesheet" href="/static/leaflet/leaflet.css">\n'
-            '<script src="/static/leaflet/leaflet.js"></script>')  # fmt: skip
-    page = _page(head, {"mode": "live", "tiles": settings.map_tiles_url}).encode()
+            '<script src="/static/leaflet/leaflet.js"></script>\n'
+            '<script src="/static/basemap/topojson-client.min.js"></script>')  # fmt: skip
+    config = {"mode": "live", "tiles": settings.map_tiles_url,
+              "basemap_url": "/static/basemap/countries-50m.json"}  # fmt: skip
+    page = _page(head, config).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
             if path == "/":
                 self._send(200, page, "text/html; charset=utf-8")
-            elif path.startswith("/static/leaflet/"):
-                self._asset(path.rsplit("/", 1)[-1])
+            elif path.startswith("/static/") and path.count("/") == 3:
+                _, _, folder, name = path.split("/")
+                self._asset(folder, name)
             elif path == "/results":
                 after = dict(p.partition("=")[::2] for p in query.split("&") if p).get("after", "")
                 self._send(200, json.dumps(_new_results(feed, after, last)).encode(),
@@ -202,12 +219,14 @@ def live_server(settings: Settings, address: str, port: int, last: int) -> Threa
             else:
                 self._send(404, b"not found\n", "text/plain")
 
-        def _asset(self, name: str) -> None:
-            target = (assets_dir / name).resolve()
-            if target.parent != assets_dir.resolve() or not target.is_file():
+        def _asset(self, folder: str, name: str) -> None:
+            root = (assets_dir / folder).resolve()
+            target = (root / name).resolve()
+            if folder not in STATIC_DIRS or target.parent != root or not target.is_file():
                 self._send(404, b"not found\n", "text/plain")
                 return
-            kind = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+            kind = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+                    ".json": "application/json"}  # fmt: skip
             self._send(
                 200, target.read_bytes(), kind.get(target.suffix, "application/octet-stream")
             )

@@ -53,6 +53,10 @@ def _drawn(url: str, screenshot: str) -> dict:
         "ellipses": len(re.findall(r'<path[^>]*class="[^"]*heimdall-ellipse', page)),
         "hyperbolae": len(re.findall(r'<path[^>]*class="[^"]*heimdall-hyperbola', page)),
         "rows": len(re.findall(r'<tr class="(ok|failed)"', page)),
+        "land": len(re.findall(r'<path[^>]*class="[^"]*heimdall-land', page)),
+        "borders": len(re.findall(r'<path[^>]*class="[^"]*heimdall-border', page)),
+        "scale": "leaflet-control-scale" in page,
+        "legend": len(re.findall(r'class="[^"]*heimdall-legend', page)),
         "errors": re.search(r'<pre id="errors">([^<]*)</pre>', page).group(1),
         "console": console,
     }
@@ -85,6 +89,9 @@ def test_static_page_opens_from_a_file_with_no_network(localizer, tmp_path):
     drawn = _drawn(page.as_uri(), "map-static.png")
     assert drawn["ellipses"] == 5 and drawn["rows"] == 6
     assert drawn["hyperbolae"] >= 15  # the TDoA fix's pairs (21, a few without a branch)
+    # offline, without tiles: Natural Earth's land and borders, a scale bar and a legend
+    assert drawn["land"] >= 1 and drawn["borders"] >= 1
+    assert drawn["scale"] and drawn["legend"] == 1
     assert drawn["errors"] == "" and drawn["console"] == []
 
 
@@ -117,6 +124,7 @@ def test_live_page_follows_a_fleet_run_as_results_arrive(serving_fleet):
         drawn = _drawn(f"http://127.0.0.1:{port}/", "map-live-20.png")
         assert drawn["rows"] == len(before) + 20
         assert drawn["ellipses"] >= ok_first + sum(r.status == "ok" for r in second)
+        assert drawn["land"] >= 1 and drawn["borders"] >= 1 and drawn["scale"]
         assert drawn["errors"] == "" and drawn["console"] == []
     finally:
         server.terminate()
