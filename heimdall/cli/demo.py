@@ -16,7 +16,7 @@ from pathlib import Path
 from heimdall.cli.options import RSS_NETWORKS
 from heimdall.config import get_settings, redacted_url
 from heimdall.harness.console import Progress, format_table
-from heimdall.harness.result_table import RESULT_HEADERS, result_row
+from heimdall.harness.result_table import LATENCY_COLUMN, RESULT_HEADERS, result_row
 from heimdall.harness.scoring import error_m, inside_ellipse
 
 
@@ -77,7 +77,9 @@ def run_demo(
 
 def _show(results: dict, truth: dict, jobs: int) -> None:
     rows = [result_row(r, truth[job_id], latency) for job_id, (r, latency) in results.items()]
-    print(format_table(RESULT_HEADERS, rows))
+    headers = list(RESULT_HEADERS)
+    headers[LATENCY_COLUMN] = "submit→result ms"  # measured here, by the producer's clock
+    print(format_table(headers, rows))
     ok = [(r, truth[j]) for j, (r, _) in results.items() if r.status == "ok"]
     errors_km = [error_m(r, *t) / 1000.0 for r, t in ok]
     inside = [inside_ellipse(r, *t) for r, t in ok]

@@ -23,7 +23,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from heimdall.harness.result_table import LIVE_HEADERS, live_row
 
     feed = ResultFeed()
-    widths = [8, 6, 8, 8, 8, 8, 4, 10, 30]
+    widths = [8, 6, 8, 8, 8, 8, 4, 15, 30]
 
     def show(row: list) -> None:
         cells = [str(v) for v in row]

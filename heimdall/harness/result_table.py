@@ -20,9 +20,10 @@ RESULT_HEADERS = [
     "az°",
     "error km",
     "in 95%",
-    "latency ms",
+    "queue+worker ms",  # the result's own timings: waiting in the queue, then its worker
     "worker / error",
 ]
+LATENCY_COLUMN = 9
 TRUTH_COLUMNS = (7, 8)  # "error km", "in 95%": only where the truth is known
 LIVE_HEADERS = [h for i, h in enumerate(RESULT_HEADERS) if i not in TRUTH_COLUMNS]
 ERROR_CHARS = 70

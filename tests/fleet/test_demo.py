@@ -30,4 +30,5 @@ def test_demo_runs_the_fleet_and_prints_results():
     assert "fleet ready: 1 node(s) × 1 children" in out
     assert out.count(" ok ") >= 6
     assert "6/6" in out  # results summary
+    assert "submit→result ms" in out  # the column says what it measures
     assert "[demo] done" in out
