@@ -172,3 +172,10 @@ def test_every_verbs_help_starts_with_a_description(capsys):
         lines = capsys.readouterr().out.splitlines()
         description = lines[lines.index("") + 1] if "" in lines else ""
         assert description and not description.startswith(("options", "positional")), verb
+
+
+def test_localize_method_overrides_each_jobs_own(jobs_file, capsys):
+    assert main(["localize", str(jobs_file), "--method", "tdoa", "--json"]) == 1
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # simulated RSS jobs carry no GNSS time: asked for time differences, each says so
+    assert {r["error"]["code"] for r in results} == {"no_common_time"}

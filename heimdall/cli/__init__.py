@@ -50,10 +50,22 @@ class _Verbs:
         return self.sub.add_parser(name, **kwargs)
 
 
+GROUPS = """verbs by what they are for:
+  run a fleet     worker, status, flower, map, demo
+  send jobs       submit, ingest (recordings, drop folder), localize (in process), simulate
+  follow results  watch, map, batch
+  models          ab, reload, train, eval
+  operate         dead-letters, status
+  measure         bench, chaos, memory, eval, picture
+`heimdall VERB -h` describes each; settings come from HEIMDALL_* variables (README)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heimdall",
         description="A worker fleet that localizes radio transmitters from SDR IQ recordings.",
+        epilog=GROUPS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for verb in VERBS:

@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--use-configured-redis",
         action="store_true",
-        help="use Settings.redis_url instead of a private redis-server",
+        help="use HEIMDALL_REDIS_URL (when it answers) instead of a private redis-server",
     )
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument(

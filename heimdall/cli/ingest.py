@@ -78,7 +78,7 @@ def _station_options(p: argparse.ArgumentParser, positions: bool) -> None:
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help="model version for the RSS network")
     p.add_argument("--priority", default="interactive", choices=PRIORITIES)
     p.add_argument("--method", default="auto", choices=METHODS)
 

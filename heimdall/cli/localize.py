@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from heimdall.cli.options import JSON_HELP, model_dir, read_jobs_file
+from heimdall.cli.options import JSON_HELP, METHODS, model_dir, read_jobs_file
 from heimdall.harness.console import format_table
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("localize", help="localize jobs from a JSON-lines file, in process")
     p.add_argument("jobs_file")
-    p.add_argument("--model", default=None)
+    p.add_argument("--model", default=None, help="model version (default: HEIMDALL_DEFAULT_MODEL)")
+    p.add_argument("--method", default=None, choices=METHODS,
+                   help="localize every job by this method (default: each job's own)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_localize)
 
@@ -27,6 +29,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     localizer = Localizer(model_dir(args.model))
     rows, failed = [], 0
     for job, truth in read_jobs_file(args.jobs_file):
+        if args.method and isinstance(job, dict):
+            job = {**job, "method": args.method}
         result = localizer.localize(job)
         failed += result.status != "ok"
         if args.json:

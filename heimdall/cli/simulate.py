@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("simulate", help="write simulated jobs (with truth) as JSON lines")
     p.add_argument("--jobs", type=int, default=10)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--network", default="reference", choices=NETWORKS)
+    p.add_argument("--network", default="reference", choices=NETWORKS,
+                   help="receiver network (hf: with --kind tdoa)")
     p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
     p.add_argument(
         "--kind",

@@ -101,7 +101,7 @@ def _serving_rows(client: redis.Redis, settings: Settings, nodes: set[str]) -> l
 
 def add_parser(sub) -> None:
     p = sub.add_parser("status", help="workers, queue depths, stream length")
-    p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for nodes' answers")
     p.set_defaults(func=cmd_status)
 
 

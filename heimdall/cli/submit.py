@@ -8,7 +8,14 @@ import sys
 import time
 import uuid
 
-from heimdall.cli.options import DATATYPES, JSON_HELP, PRIORITIES, RSS_NETWORKS, read_jobs_file
+from heimdall.cli.options import (
+    DATATYPES,
+    JSON_HELP,
+    METHODS,
+    PRIORITIES,
+    RSS_NETWORKS,
+    read_jobs_file,
+)
 from heimdall.harness.console import Progress, plural
 
 
@@ -17,11 +24,14 @@ def add_parser(sub) -> None:
     source = p.add_mutually_exclusive_group(required=True)  # bare `submit` sends nothing
     source.add_argument("--simulate", type=int, metavar="N", help="N simulated jobs")
     source.add_argument("--file", help="JSON lines (heimdall simulate output or jobs)")
-    p.add_argument("--network", default="reference", choices=RSS_NETWORKS)
+    p.add_argument("--network", default="reference", choices=RSS_NETWORKS,
+                   help="simulated receiver network (with --simulate)")
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
     p.add_argument("--priority", default="interactive", choices=PRIORITIES)
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help="model version (default: the fleet's)")
+    p.add_argument("--method", default=None, choices=METHODS,
+                   help="localize by this method (default: each job's own, auto when simulated)")
     p.add_argument("--inline", action="store_true", help="send IQ inline (iq_b64), no blobs")
     p.add_argument(
         "--batch",
@@ -63,6 +73,8 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
 
     jobs, truths = [], []
     overrides = {"priority": args.priority, "model": args.model}
+    if args.method:
+        overrides["method"] = args.method
     if args.file:
         for i, (raw, truth) in enumerate(read_jobs_file(args.file)):
             try:

@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--jobs", type=int, default=50_000, help="simulated training jobs")
     p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--models-dir", default=None, help="default: Settings.models_dir")
+    p.add_argument("--models-dir", default=None, help="default: HEIMDALL_MODELS_DIR (models/)")
     p.set_defaults(func=cmd_train)
 
 

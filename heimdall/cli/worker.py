@@ -10,7 +10,7 @@ from heimdall.config import get_settings
 def add_parser(sub) -> None:
     p = sub.add_parser("worker", help="start a worker node (prefork, ONNX session per child)")
     p.add_argument("--concurrency", type=int, default=None, help="default: cores")
-    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--name", default="heimdall@%h", help="Celery node name (unique per host)")
     p.set_defaults(func=cmd_worker)
 
