@@ -13,7 +13,7 @@ import numpy as np
 import redis
 
 from heimdall.client.ab import clear_split, parse_weights, read_split, write_split
-from heimdall.client.producer import served_versions
+from heimdall.client.producer import served_versions, serving_nodes
 from heimdall.config import Settings, get_settings
 from heimdall.harness.console import format_table
 from heimdall.schemas.result import Result
@@ -159,6 +159,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
     from heimdall.workers.control import RELOAD_COMMAND
 
     settings = get_settings()
+    # Replies are collected for 3 s unless every node answered: the nodes named, or those that
+    # said lately what they serve (a refused reload then answers in about a second, not 3+).
+    expected = len(args.node) if args.node else len(serving_nodes(_client(settings), settings))
     app = celery_app(settings, "heimdall-reload")
     try:
         replies = app.control.broadcast(
@@ -166,8 +169,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
             arguments={"version": args.version},
             destination=args.node,
             reply=True,
-            timeout=3.0,  # replies are collected this long unless every named node answered
-            limit=len(args.node) if args.node else None,
+            timeout=3.0,
+            limit=expected or None,
         )
     finally:
         app.close()

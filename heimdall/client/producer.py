@@ -24,19 +24,24 @@ from heimdall.schemas.job import AbAssignment, IQJob
 from heimdall.schemas.result import Result
 
 
-def served_versions(client: redis.Redis, settings: Settings) -> set[str]:
-    """Versions some worker node serves now: in the latest word of each node heard within the
-    last three announce intervals (a node that stopped speaking serves nothing)."""
+def serving_nodes(client: redis.Redis, settings: Settings) -> dict[str, list[str]]:
+    """Worker nodes heard from within the last three announce intervals, and the versions each
+    says it serves now (a node that stopped speaking serves nothing)."""
     since = time.time() - 3 * settings.advertise_interval_s
-    served: set[str] = set()
-    for raw in client.hvals(settings.served_by_key):
+    nodes: dict[str, list[str]] = {}
+    for node, raw in client.hgetall(settings.served_by_key).items():
         try:
             entry = json.loads(raw)
             if float(entry["at"]) >= since:
-                served.update(str(v) for v in entry["versions"])
+                nodes[node.decode()] = [str(v) for v in entry["versions"]]
         except (ValueError, KeyError, TypeError):  # a malformed entry serves nothing
             continue
-    return served
+    return nodes
+
+
+def served_versions(client: redis.Redis, settings: Settings) -> set[str]:
+    """Versions some worker node serves now."""
+    return {v for versions in serving_nodes(client, settings).values() for v in versions}
 
 
 def _with_arm(job: IQJob, split: Split, served: set[str]) -> IQJob:
