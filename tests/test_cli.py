@@ -135,7 +135,7 @@ def test_bare_submit_prints_usage_and_sends_nothing(capsys):
     with pytest.raises(SystemExit) as info:
         main(["submit"])
     assert info.value.code == 2
-    assert "one of the arguments --simulate --file is required" in capsys.readouterr().err
+    assert "one of the arguments JOBS.jsonl --file --simulate is required" in capsys.readouterr().err
 
 
 def test_meaningless_flag_combinations_are_refused(jobs_file, tmp_path, capsys):
@@ -179,3 +179,19 @@ def test_localize_method_overrides_each_jobs_own(jobs_file, capsys):
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     # simulated RSS jobs carry no GNSS time: asked for time differences, each says so
     assert {r["error"]["code"] for r in results} == {"no_common_time"}
+
+
+def test_simulators_refuse_a_network_they_do_not_have(tmp_path, capsys):
+    assert main(["simulate", "--network", "hf", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "(hf: with --kind tdoa)" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
+    assert main(["submit", "--simulate", "1", "--network", "mixed", "--kind", "tdoa"]) == 2
+    assert "the tdoa simulator has" in capsys.readouterr().err
+
+
+def test_submit_takes_a_jobs_file_as_localize_does(jobs_file, capsys):
+    records = [json.loads(line) for line in jobs_file.read_text().splitlines()]
+    records[0]["job"]["receivers"][0]["lat"] = 123.0
+    jobs_file.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert main(["submit", str(jobs_file)]) == 2  # refused before anything is sent
+    assert "job 1" in capsys.readouterr().err

@@ -11,12 +11,19 @@ from heimdall.harness.console import format_table
 
 def add_parser(sub) -> None:
     p = sub.add_parser("dead-letters", help="messages workers refused: list, show, requeue, purge")
-    p.add_argument(
-        "action", nargs="?", default="list", choices=["list", "show", "requeue", "purge"]
-    )
-    p.add_argument("id", nargs="?", default=None, help="letter id (a unique prefix will do)")
-    p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_dead_letters)
+    p.add_argument("--limit", type=int, default=50, help="letters listed, newest first")
+    p.set_defaults(func=cmd_dead_letters, id=None)
+    verbs = p.add_subparsers(dest="action", metavar="{list,show,requeue,purge}")
+    listed = verbs.add_parser("list", help="the letters as a table, newest first (the default)")
+    listed.add_argument("--limit", type=int, default=argparse.SUPPRESS, help="letters listed")
+    singles = {
+        "show": "one letter, its raw message included",
+        "requeue": "push a letter's whole message back onto its queue",
+    }
+    for name, about in singles.items():
+        one = verbs.add_parser(name, help=about)
+        one.add_argument("id", metavar="ID", help="letter id (a unique prefix will do)")
+    verbs.add_parser("purge", help="drop every dead letter")
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
@@ -27,7 +34,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     box = DeadLetterBox(redis.Redis.from_url(settings.redis_url), settings)
-    if args.action == "list":
+    if args.action in (None, "list"):
         letters = box.list(args.limit)
         rows = [
             [d.letter_id[:12], d.received_at[:19], d.queue, d.reason, d.task_id or "-",

@@ -19,6 +19,7 @@ RSS_NETWORKS: tuple[str, ...] = get_args(NetworkKind)
 TDOA_NETWORKS: tuple[str, ...] = get_args(TdoaNetwork)
 NETWORKS: tuple[str, ...] = tuple(dict.fromkeys(RSS_NETWORKS + TDOA_NETWORKS))
 SIGNALS: tuple[str, ...] = get_args(SignalKind)
+SIM_KINDS = ("rss", "tdoa")  # heimdall.sim.jobs.KINDS (not imported: the simulator is heavy)
 JSON_HELP = "print one heimdall.result/1 JSON object per line instead of a table"
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from heimdall.cli.options import DATATYPES, NETWORKS
+from heimdall.cli.options import DATATYPES, NETWORKS, SIM_KINDS
 from heimdall.harness.console import Progress, plural
 
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--kind",
         default="rss",
-        choices=["rss", "tdoa"],
+        choices=SIM_KINDS,
         help="rss: the network's training simulator; tdoa: GNSS-timed receivers, time of "
         "flight, multipath, real-bandwidth signals",
     )
@@ -38,10 +38,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.kiwi and args.kind != "tdoa":
         print("heimdall simulate: --kiwi needs --kind tdoa (GNSS-timed receivers)", file=sys.stderr)
         return 2
+    from heimdall.sim.jobs import simulated_jobs
+
+    try:
+        jobs = simulated_jobs(args.kind, args.network, args.jobs, args.seed, args.datatype)
+    except ValueError as exc:
+        print(f"heimdall simulate: {exc}", file=sys.stderr)
+        return 2
     progress = Progress(args.jobs, "simulate")
     fh = open(args.out, "w") if args.out else None  # noqa: SIM115 -- closed below
     try:
-        for i, (job, truth) in enumerate(_simulated(args)):
+        for i, (job, truth) in enumerate(jobs):
             if fh is not None:
                 fh.write(json.dumps({"job": json.loads(job.to_json()), "truth": truth}) + "\n")
             elif args.sigmf:
@@ -58,22 +65,3 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             fh.close()
     print(f"wrote {plural(args.jobs, 'simulated job')} to {args.out or args.sigmf or args.kiwi}")
     return 0
-
-
-def _simulated(args: argparse.Namespace):
-    """``(job, truth)`` pairs of the simulator ``args.kind`` names."""
-    if args.kind == "tdoa":
-        from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
-
-        network = args.network if args.network in ("reference", "random", "hf") else "reference"
-        gen = TdoaScenarioGenerator(TdoaSimConfig(network=network), seed=args.seed)
-        for _ in range(args.jobs):
-            sc = gen.next()
-            yield sc.job, {"lat": sc.true_lat, "lon": sc.true_lon, "signal": sc.signal_kind}
-        return
-    from heimdall.sim import ScenarioGenerator, SimConfig
-
-    gen = ScenarioGenerator(SimConfig(network=args.network), seed=args.seed)
-    for _ in range(args.jobs):
-        sc = gen.next()
-        yield sc.to_job(args.datatype), {"lat": sc.true_lat, "lon": sc.true_lon}

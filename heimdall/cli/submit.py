@@ -12,8 +12,9 @@ from heimdall.cli.options import (
     DATATYPES,
     JSON_HELP,
     METHODS,
+    NETWORKS,
     PRIORITIES,
-    RSS_NETWORKS,
+    SIM_KINDS,
     read_jobs_file,
 )
 from heimdall.harness.console import Progress, plural
@@ -22,10 +23,14 @@ from heimdall.harness.console import Progress, plural
 def add_parser(sub) -> None:
     p = sub.add_parser("submit", help="submit simulated jobs, or jobs from a JSON-lines file")
     source = p.add_mutually_exclusive_group(required=True)  # bare `submit` sends nothing
+    source.add_argument("jobs_file", nargs="?", metavar="JOBS.jsonl",
+                        help="JSON lines (heimdall simulate output or jobs), as localize takes")
+    source.add_argument("--file", help="the same, as an option")
     source.add_argument("--simulate", type=int, metavar="N", help="N simulated jobs")
-    source.add_argument("--file", help="JSON lines (heimdall simulate output or jobs)")
-    p.add_argument("--network", default="reference", choices=RSS_NETWORKS,
-                   help="simulated receiver network (with --simulate)")
+    p.add_argument("--kind", default="rss", choices=SIM_KINDS,
+                   help="with --simulate: rss (2 m band, power) or tdoa (GNSS-timed receivers)")
+    p.add_argument("--network", default="reference", choices=NETWORKS,
+                   help="with --simulate: the receiver network (hf: with --kind tdoa)")
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
     p.add_argument("--priority", default="interactive", choices=PRIORITIES)
@@ -54,6 +59,7 @@ def add_parser(sub) -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     from heimdall.client import Producer
 
+    args.file = args.file or args.jobs_file
     if args.json and not args.wait:
         print("heimdall submit: --json shows results, so it needs --wait", file=sys.stderr)
         return 2
@@ -88,14 +94,25 @@ def _submit_once(args: argparse.Namespace, producer) -> int:
                 jobs.append(raw)  # sent as it is: it fails in the batch, with its code
             truths.append(truth)
     else:
-        from heimdall.sim import ScenarioGenerator, SimConfig
+        from heimdall.sim.jobs import simulated_jobs
 
-        gen = ScenarioGenerator(SimConfig(network=args.network), seed=args.seed)
+        try:
+            made = simulated_jobs(args.kind, args.network, args.simulate, args.seed, args.datatype)
+        except ValueError as exc:
+            print(f"heimdall submit: {exc}", file=sys.stderr)
+            return 2
         progress = Progress(args.simulate, "simulate")
-        for i in range(args.simulate):
-            sc = gen.next()
-            jobs.append(sc.to_job(args.datatype, job_id=str(uuid.uuid4()), **overrides))
-            truths.append((sc.true_lat, sc.true_lon))
+        for i, (job, truth) in enumerate(made):
+            # fresh ids: a rerun is new jobs, not answered from the last run's results
+            fields = {**job.model_dump(mode="json", by_alias=True), **overrides}
+            try:
+                jobs.append(IQJob.model_validate({**fields, "job_id": str(uuid.uuid4())}))
+            except ValidationError as exc:
+                from heimdall.inference.failures import validation_message
+
+                print(f"heimdall submit: {validation_message(exc)}", file=sys.stderr)
+                return 2
+            truths.append((truth["lat"], truth["lon"]))
             progress.update(i + 1)
     if args.batch:
         batch = producer.submit_batch(jobs, inline=args.inline)
