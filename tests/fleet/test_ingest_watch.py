@@ -161,8 +161,8 @@ def _heimdall(fleet, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_submit_simulates_gnss_timed_jobs_too(serving_fleet):
-    done = _heimdall(serving_fleet, "submit", "--simulate", "2", "--kind", "tdoa", "--network", "hf",
-                     "--seed", "3", "--wait", "--json")  # fmt: skip
+    done = _heimdall(serving_fleet, "submit", "--simulate", "2", "--kind", "tdoa",
+                     "--network", "hf", "--seed", "3", "--wait", "--json")  # fmt: skip
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(results) == 2, done.stderr
     assert all(r["method"] == "tdoa" for r in results if r["status"] == "ok")
