@@ -135,7 +135,8 @@ def test_bare_submit_prints_usage_and_sends_nothing(capsys):
     with pytest.raises(SystemExit) as info:
         main(["submit"])
     assert info.value.code == 2
-    assert "one of the arguments JOBS.jsonl --file --simulate is required" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "one of the arguments JOBS.jsonl --file --simulate is required" in error
 
 
 def test_meaningless_flag_combinations_are_refused(jobs_file, tmp_path, capsys):
