@@ -39,14 +39,28 @@ VERBS = (
 )  # fmt: skip
 
 
+class _Help(argparse.HelpFormatter):
+    """Option help with its default, where there is one worth saying (not None, off, or a
+    default the help text already names)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = (None, False, argparse.SUPPRESS)
+        if action.default in quiet or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 class _Verbs:
-    """argparse's sub-command action, each verb's ``-h`` starting with its one-line help."""
+    """argparse's sub-command action, each verb's ``-h`` starting with its one-line help and
+    showing its options' defaults."""
 
     def __init__(self, sub: Any) -> None:
         self.sub = sub
 
     def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
         kwargs.setdefault("description", kwargs.get("help"))
+        kwargs.setdefault("formatter_class", _Help)
         return self.sub.add_parser(name, **kwargs)
 
 

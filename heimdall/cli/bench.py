@@ -10,14 +10,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="compute limit vs fleet, latency at half load, scaling")
     p.add_argument("--jobs", type=int, default=500, help="standard jobs per throughput run")
     p.add_argument("--processes", type=int, default=2, help="Localizer processes = children")
-    p.add_argument("--latency-jobs", type=int, default=200)
+    p.add_argument(
+        "--latency-jobs", type=int, default=200, help="interactive jobs timed at half load"
+    )
     p.add_argument("--rate-fraction", type=float, default=0.5, help="of the saturated rate")
     p.add_argument(
         "--use-configured-redis",
         action="store_true",
         help="use HEIMDALL_REDIS_URL (when it answers) instead of a private redis-server",
     )
-    p.add_argument("--no-scaling", action="store_true")
+    p.add_argument(
+        "--no-scaling", action="store_true", help="skip the cost-vs-receivers/samples runs"
+    )
     p.add_argument(
         "--no-tdoa",
         action="store_true",

@@ -10,12 +10,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "chaos", help="jobs under SIGKILLs and a Redis restart, then an audit of every result"
     )
-    p.add_argument("--jobs", type=int, default=1000)
+    p.add_argument("--jobs", type=int, default=1000, help="jobs submitted under chaos")
     p.add_argument("--rate", type=float, default=8.0, help="jobs per second")
-    p.add_argument("--nodes", type=int, default=2)
+    p.add_argument("--nodes", type=int, default=2, help="worker nodes")
     p.add_argument("--concurrency", type=int, default=1, help="children per node")
-    p.add_argument("--kill-child-every", type=float, default=3.0, metavar="S")
-    p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument(
+        "--kill-child-every",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="SIGKILL a busy child every S seconds",
+    )
+    p.add_argument("--seed", type=int, default=20261127, help="seed of the jobs and of the chaos")
     p.set_defaults(func=cmd_chaos)
 
 

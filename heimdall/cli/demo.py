@@ -101,12 +101,12 @@ def _show(results: dict, truth: dict, jobs: int) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="the whole fleet on this machine: Redis, workers, producer")
-    p.add_argument("--jobs", type=int, default=40)
+    p.add_argument("--jobs", type=int, default=40, help="simulated jobs to submit")
     p.add_argument("--nodes", type=int, default=1, help="worker nodes (replicas)")
     p.add_argument("--concurrency", type=int, default=None, help="children per node")
     p.add_argument("--network", default="reference", choices=RSS_NETWORKS,
                    help="simulated receiver network (default: reference, 7 stations)")
-    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--seed", type=int, default=2026, help="simulator seed")
     p.set_defaults(func=cmd_demo)
 
 

@@ -10,8 +10,10 @@ from heimdall.cli.options import METHODS, NETWORKS, SIGNALS, TDOA_NETWORKS, mode
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="model vs RSS baseline on held-out simulated jobs")
     p.add_argument("--model", default=None, help="model version (default: HEIMDALL_DEFAULT_MODEL)")
-    p.add_argument("--jobs", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=777_001)
+    p.add_argument("--jobs", type=int, default=2000, help="simulated jobs per network")
+    p.add_argument(
+        "--seed", type=int, default=777_001, help="simulator seed (never a training seed)"
+    )
     p.add_argument(
         "--network",
         nargs="+",

@@ -27,19 +27,23 @@ def add_parser(sub) -> None:
     kinds = p.add_subparsers(dest="kind", required=True)
 
     s = kinds.add_parser("sigmf", help="SigMF recordings/archives/collections → jobs")
-    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument(
+        "paths", nargs="+", metavar="PATH", help="recordings, archives, collections or folders"
+    )
     _station_options(s, positions=False)
     _output_options(s)
     s.set_defaults(func=cmd_ingest)
 
     k = kinds.add_parser("kiwi", help="kiwirecorder --kiwi-wav IQ files → GNSS-timed jobs")
-    k.add_argument("paths", nargs="+", metavar="WAV")
+    k.add_argument(
+        "paths", nargs="+", metavar="WAV", help="kiwirecorder IQ WAV files of one or more sets"
+    )
     _station_options(k, positions=True)
     _output_options(k)
     k.set_defaults(func=cmd_ingest)
 
     w = kinds.add_parser("watch", help="submit each recording set dropped into DIR once")
-    w.add_argument("directory", metavar="DIR")
+    w.add_argument("directory", metavar="DIR", help="the folder to watch")
     _station_options(w, positions=True)
     _job_options(w)
     w.add_argument(
@@ -79,8 +83,15 @@ def _station_options(p: argparse.ArgumentParser, positions: bool) -> None:
 
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="model version for the RSS network")
-    p.add_argument("--priority", default="interactive", choices=PRIORITIES)
-    p.add_argument("--method", default="auto", choices=METHODS)
+    p.add_argument(
+        "--priority", default="interactive", choices=PRIORITIES, help="queue of the jobs"
+    )
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=METHODS,
+        help="how to localize (auto: by what the job allows)",
+    )
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:

@@ -11,10 +11,16 @@ from heimdall.harness.console import format_table
 
 def add_parser(sub) -> None:
     p = sub.add_parser("localize", help="localize jobs from a JSON-lines file, in process")
-    p.add_argument("jobs_file")
+    p.add_argument(
+        "jobs_file", metavar="JOBS.jsonl", help="JSON lines (heimdall simulate output or jobs)"
+    )
     p.add_argument("--model", default=None, help="model version (default: HEIMDALL_DEFAULT_MODEL)")
-    p.add_argument("--method", default=None, choices=METHODS,
-                   help="localize every job by this method (default: each job's own)")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=METHODS,
+        help="localize every job by this method (default: each job's own)",
+    )
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_localize)
 

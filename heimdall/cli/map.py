@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
                    help="with --out: results to draw (default: the stream's latest)")  # fmt: skip
     p.add_argument("--out", default=None, metavar="FILE.html", help="write a static page")
     p.add_argument("--port", type=int, default=None, help="default: HEIMDALL_MAP_PORT (8088)")
-    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--address", default="127.0.0.1", help="interface to bind")
     p.add_argument("--last", type=int, default=INITIAL_RESULTS, help="results from the stream")
     p.set_defaults(func=cmd_map)
 

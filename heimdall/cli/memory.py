@@ -7,7 +7,7 @@ import argparse
 
 def add_parser(sub) -> None:
     p = sub.add_parser("memory", help="peak memory of a worker child on one large job")
-    p.add_argument("--receivers", type=int, default=16)
+    p.add_argument("--receivers", type=int, default=16, help="captures in the job")
     p.add_argument("--samples", type=int, default=2_000_000, help="cf32 samples per receiver")
     p.add_argument("--max-job-samples", type=int, default=None, help="HEIMDALL_MAX_JOB_SAMPLES")
     p.add_argument("--timed", action="store_true", help="GNSS-timed captures: a TDoA job")

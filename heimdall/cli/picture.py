@@ -10,11 +10,11 @@ from heimdall.cli.options import SIGNALS, TDOA_NETWORKS, model_dir
 
 def add_parser(sub) -> None:
     p = sub.add_parser("picture", help="a simulated TDoA fix drawn as a PNG")
-    p.add_argument("--out", default="tdoa.png")
-    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--out", default="tdoa.png", help="PNG file to write")
+    p.add_argument("--seed", type=int, default=2, help="simulator seed")
     p.add_argument("--network", default="reference", choices=TDOA_NETWORKS,
                    help="simulated GNSS-timed receivers")
-    p.add_argument("--signal", default="nfm", choices=SIGNALS)
+    p.add_argument("--signal", default="nfm", choices=SIGNALS, help="simulated signal family")
     p.add_argument("--model", default=None, help="model version (default: HEIMDALL_DEFAULT_MODEL)")
     p.set_defaults(func=cmd_picture)
 

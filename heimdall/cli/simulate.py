@@ -14,11 +14,17 @@ from heimdall.harness.console import Progress, plural
 
 def add_parser(sub) -> None:
     p = sub.add_parser("simulate", help="write simulated jobs (with truth) as JSON lines")
-    p.add_argument("--jobs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--network", default="reference", choices=NETWORKS,
-                   help="receiver network (hf: with --kind tdoa)")
-    p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
+    p.add_argument("--jobs", type=int, default=10, help="jobs to write")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument(
+        "--network",
+        default="reference",
+        choices=NETWORKS,
+        help="receiver network (hf: with --kind tdoa)",
+    )
+    p.add_argument(
+        "--datatype", default="cf32_le", choices=DATATYPES, help="IQ sample type (rss jobs)"
+    )
     p.add_argument(
         "--kind",
         default="rss",

@@ -23,20 +23,40 @@ from heimdall.harness.console import Progress, plural
 def add_parser(sub) -> None:
     p = sub.add_parser("submit", help="submit simulated jobs, or jobs from a JSON-lines file")
     source = p.add_mutually_exclusive_group(required=True)  # bare `submit` sends nothing
-    source.add_argument("jobs_file", nargs="?", metavar="JOBS.jsonl",
-                        help="JSON lines (heimdall simulate output or jobs), as localize takes")
+    source.add_argument(
+        "jobs_file",
+        nargs="?",
+        metavar="JOBS.jsonl",
+        help="JSON lines (heimdall simulate output or jobs), as localize takes",
+    )
     source.add_argument("--file", help="the same, as an option")
     source.add_argument("--simulate", type=int, metavar="N", help="N simulated jobs")
-    p.add_argument("--kind", default="rss", choices=SIM_KINDS,
-                   help="with --simulate: rss (2 m band, power) or tdoa (GNSS-timed receivers)")
-    p.add_argument("--network", default="reference", choices=NETWORKS,
-                   help="with --simulate: the receiver network (hf: with --kind tdoa)")
+    p.add_argument(
+        "--kind",
+        default="rss",
+        choices=SIM_KINDS,
+        help="with --simulate: rss (2 m band, power) or tdoa (GNSS-timed receivers)",
+    )
+    p.add_argument(
+        "--network",
+        default="reference",
+        choices=NETWORKS,
+        help="with --simulate: the receiver network (hf: with --kind tdoa)",
+    )
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
-    p.add_argument("--datatype", default="cf32_le", choices=DATATYPES)
-    p.add_argument("--priority", default="interactive", choices=PRIORITIES)
+    p.add_argument(
+        "--datatype", default="cf32_le", choices=DATATYPES, help="IQ sample type of simulated jobs"
+    )
+    p.add_argument(
+        "--priority", default="interactive", choices=PRIORITIES, help="queue of the jobs"
+    )
     p.add_argument("--model", default="default", help="model version (default: the fleet's)")
-    p.add_argument("--method", default=None, choices=METHODS,
-                   help="localize by this method (default: each job's own, auto when simulated)")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=METHODS,
+        help="localize by this method (default: each job's own, auto when simulated)",
+    )
     p.add_argument("--inline", action="store_true", help="send IQ inline (iq_b64), no blobs")
     p.add_argument(
         "--batch",

@@ -11,10 +11,10 @@ from heimdall.config import get_settings
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="simulate, train, calibrate and export a model (needs torch)")
-    p.add_argument("--version", default="v1")
-    p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument("--version", default="v1", help="version name of the model written")
+    p.add_argument("--seed", type=int, default=20261127, help="simulator and training seed")
     p.add_argument("--jobs", type=int, default=50_000, help="simulated training jobs")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=40, help="training epochs")
     p.add_argument("--models-dir", default=None, help="default: HEIMDALL_MODELS_DIR (models/)")
     p.set_defaults(func=cmd_train)
 
