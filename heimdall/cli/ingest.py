@@ -237,11 +237,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
                             pending[job_id] = outcome.label
                 for job_id in [j for j in pending if j in heard.received]:
                     print(answer_line(pending.pop(job_id), heard.result(job_id)), flush=True)
-                if args.once and (not pending or time.monotonic() > deadline):
+                # --once: until every set dropped so far was dealt with and answered (files
+                # not yet settled are not "nothing to do")
+                settled = not pending and not folder.holds_work()
+                if args.once and (settled or time.monotonic() > deadline):
                     for job_id, label in pending.items():
                         print(f"no result yet for {label} (job {job_id}); is a worker running? "
                               "(heimdall status)", file=sys.stderr)  # fmt: skip
-                    return 1 if pending else 0
+                    if not settled and not pending:
+                        waited = f"{ONCE_RESULTS_S:.0f} s (still being written?)"
+                        print(f"files in {folder.directory} not dealt with in {waited}",
+                              file=sys.stderr)  # fmt: skip
+                    return 0 if settled else 1
                 time.sleep(args.interval)
         except KeyboardInterrupt:
             return 0

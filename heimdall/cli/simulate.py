@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from heimdall.cli.options import DATATYPES, NETWORKS, SIM_KINDS
+from heimdall.cli.options import DATATYPES, NETWORKS, SIGNALS, SIM_KINDS
 from heimdall.harness.console import Progress, plural
 
 
@@ -32,6 +32,19 @@ def add_parser(sub) -> None:
         help="rss: the network's training simulator; tdoa: GNSS-timed receivers, time of "
         "flight, multipath, real-bandwidth signals",
     )
+    p.add_argument(
+        "--signal",
+        nargs="+",
+        default=None,
+        choices=SIGNALS,
+        help="tdoa: signal families to draw from (default: all)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="tdoa: capture length per receiver, s (default: 10 000–50 000 samples)",
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", help="JSON lines: one job and its truth per line")
     where.add_argument("--sigmf", metavar="DIR", help="one SigMF collection per job, time-tagged")
@@ -47,7 +60,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from heimdall.sim.jobs import simulated_jobs
 
     try:
-        jobs = simulated_jobs(args.kind, args.network, args.jobs, args.seed, args.datatype)
+        jobs = simulated_jobs(
+            args.kind, args.network, args.jobs, args.seed, args.datatype, args.signal, args.seconds
+        )
     except ValueError as exc:
         print(f"heimdall simulate: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
-"""GeoJSON FeatureCollection of an estimate: a Point, its uncertainty-ellipse Polygon, then one
-Point per receiver of the job (``kind: "receiver"``, whether the estimate ``used`` it)."""
+"""GeoJSON FeatureCollection of an estimate: a Point, its uncertainty-ellipse Polygon, the other
+likelihood modes (``kind: "alternative"`` Points and ``"alternative_ellipse"`` Polygons), then
+one Point per receiver of the job (``kind: "receiver"``, whether the estimate ``used`` it)."""
 
 from __future__ import annotations
 
@@ -29,30 +30,16 @@ def estimate_feature_collection(
     axes: EllipseAxes,
     properties: dict[str, Any] | None = None,
     receivers: list[tuple[str, float, float, bool]] | None = None,
+    alternatives: list[tuple[float, float, EllipseAxes, float]] | None = None,
 ) -> dict[str, Any]:
-    """A FeatureCollection: the estimate (Point), the ellipse (Polygon), and ``receivers`` as
+    """A FeatureCollection: the estimate (Point), the ellipse (Polygon), ``alternatives`` as
+    ``(lat, lon, axes, relative_likelihood)`` Point + Polygon pairs, and ``receivers`` as
     ``(receiver_id, lat, lon, used)`` Points after them."""
     common = dict(properties or {})
-    point = {
-        "type": "Feature",
-        "geometry": {
-            "type": "Point",
-            "coordinates": [round(lon_deg, COORD_DECIMALS), round(lat_deg, COORD_DECIMALS)],
-        },
-        "properties": {**common, "kind": "estimate"},
-    }
-    polygon = {
-        "type": "Feature",
-        "geometry": {"type": "Polygon", "coordinates": [ellipse_ring(lat_deg, lon_deg, axes)]},
-        "properties": {
-            **common,
-            "kind": "uncertainty_ellipse",
-            "confidence": axes.confidence,
-            "semi_major_m": axes.semi_major_m,
-            "semi_minor_m": axes.semi_minor_m,
-            "orientation_deg": axes.orientation_deg,
-        },
-    }
+    modes = [_mode(lat_deg, lon_deg, axes, common, "estimate", "uncertainty_ellipse")]
+    for lat, lon, alt_axes, likelihood in alternatives or []:
+        extra = {**common, "relative_likelihood": likelihood}
+        modes.append(_mode(lat, lon, alt_axes, extra, "alternative", "alternative_ellipse"))
     stations = [
         {
             "type": "Feature",
@@ -64,4 +51,30 @@ def estimate_feature_collection(
         }
         for rid, lat, lon, used in receivers or []
     ]
-    return {"type": "FeatureCollection", "features": [point, polygon, *stations]}
+    features = [feature for mode in modes for feature in mode]
+    return {"type": "FeatureCollection", "features": [*features, *stations]}
+
+
+def _mode(lat_deg, lon_deg, axes, properties, point_kind, ellipse_kind) -> list[dict[str, Any]]:
+    """A position (Point) and its ellipse (Polygon)."""
+    point = {
+        "type": "Feature",
+        "geometry": {
+            "type": "Point",
+            "coordinates": [round(lon_deg, COORD_DECIMALS), round(lat_deg, COORD_DECIMALS)],
+        },
+        "properties": {**properties, "kind": point_kind},
+    }
+    polygon = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ellipse_ring(lat_deg, lon_deg, axes)]},
+        "properties": {
+            **properties,
+            "kind": ellipse_kind,
+            "confidence": axes.confidence,
+            "semi_major_m": axes.semi_major_m,
+            "semi_minor_m": axes.semi_minor_m,
+            "orientation_deg": axes.orientation_deg,
+        },
+    }
+    return [point, polygon]

@@ -23,7 +23,7 @@ from heimdall.dsp.features import FeatureExtractor, num_frames
 from heimdall.dsp.iq import decode_iq
 from heimdall.dsp.resample import rational_ratio, resample_to, resampled_length
 from heimdall.dsp.threads import limit_native_threads
-from heimdall.geo.ellipse import ellipse_from_covariance
+from heimdall.geo.ellipse import EllipseAxes, ellipse_from_covariance
 from heimdall.geo.enu import LocalFrame, frame_at_centroid
 from heimdall.geo.geojson import estimate_feature_collection
 from heimdall.inference.failures import failed_result
@@ -264,7 +264,7 @@ class Localizer:
             used=[c.receiver_id for c in outcome.aligned.captures if c.receiver_id not in dropped],
             properties={"job_id": job.job_id, "method": method},
             timings=timings,
-            alternatives=[Alternative(**a) for a in fix.alternatives],
+            alternatives=[self._alternative(a, job.confidence) for a in fix.alternatives],
             tdoa=TdoaEvidence(
                 pairs=[
                     PairEvidence(
@@ -280,8 +280,14 @@ class Localizer:
                 window_start_ns=outcome.aligned.start_ns,
                 window_s=outcome.aligned.duration_s,
                 dropped_receivers=sorted(dropped),
+                ambiguous=outcome.undecided,
             ),
         )
+
+    @staticmethod
+    def _alternative(mode: dict, confidence: float) -> Alternative:
+        axes = ellipse_from_covariance(np.asarray(mode["covariance_en_m2"]), confidence)
+        return Alternative(**mode, ellipse=Ellipse(**axes_fields(axes)))
 
     def _estimate(
         self,
@@ -305,13 +311,10 @@ class Localizer:
             method=method,
             position=Position(lat=lat, lon=lon),
             covariance_en_m2=cov.tolist(),
-            ellipse=Ellipse(
-                confidence=axes.confidence,
-                semi_major_m=axes.semi_major_m,
-                semi_minor_m=axes.semi_minor_m,
-                orientation_deg=axes.orientation_deg,
+            ellipse=Ellipse(**axes_fields(axes)),
+            geojson=estimate_feature_collection(
+                lat, lon, axes, properties, stations, _alternative_modes(evidence, job.confidence)
             ),
-            geojson=estimate_feature_collection(lat, lon, axes, properties, stations),
             receivers_used=used,
             timings_ms=timings,
             worker=self.worker_name,
@@ -478,3 +481,22 @@ def _with_fetch(result: Result, fetch_s: float) -> Result:
     if result.timings_ms.features is not None:
         result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
     return result
+
+
+def axes_fields(axes: EllipseAxes) -> dict[str, float]:
+    """An :class:`Ellipse`'s fields from computed axes."""
+    return {
+        "confidence": axes.confidence,
+        "semi_major_m": axes.semi_major_m,
+        "semi_minor_m": axes.semi_minor_m,
+        "orientation_deg": axes.orientation_deg,
+    }
+
+
+def _alternative_modes(evidence: dict, confidence: float) -> list:
+    """``(lat, lon, axes, relative_likelihood)`` of the alternatives that carry a covariance."""
+    return [
+        (a.lat, a.lon, ellipse_from_covariance(np.asarray(a.covariance_en_m2), confidence),
+         a.relative_likelihood)
+        for a in evidence.get("alternatives", []) if a.covariance_en_m2 is not None
+    ]  # fmt: skip

@@ -106,6 +106,15 @@ class DropFolder:
                 outcomes.append(self._handle(found))
         return outcomes
 
+    def holds_work(self) -> bool:
+        """Something is still in the folder to be dealt with (not yet settled, or waiting for
+        the fleet): every set handled leaves it for done/ or rejected/."""
+        try:
+            entries = list(self.directory.iterdir())
+        except OSError:
+            return False
+        return any(self._set_folder(p) or self._candidate(p) for p in entries)
+
     def _set_folder(self, path: Path) -> bool:
         """A folder dropped in holds one set (or several collections)."""
         skip = (DONE, REJECTED, "gnss_pos")

@@ -45,11 +45,14 @@ class Timings(BaseModel):
 
 
 class Alternative(BaseModel):
-    """Another likelihood mode (e.g. the second hyperbola crossing of a 3-station fix)."""
+    """Another likelihood mode (e.g. the second hyperbola crossing of a 3-station fix), with
+    its own covariance and ellipse (TDoA; absent from older results)."""
 
     lat: float
     lon: float
     relative_likelihood: float
+    covariance_en_m2: list[list[float]] | None = None
+    ellipse: Ellipse | None = None
 
 
 class PairEvidence(BaseModel):
@@ -70,6 +73,9 @@ class TdoaEvidence(BaseModel):
     window_start_ns: int
     window_s: float
     dropped_receivers: list[str] = Field(default_factory=list)
+    # another mode is within a likelihood ratio of 5: the data cannot tell them apart, and
+    # ``alternatives`` (and the GeoJSON) hold it with its ellipse
+    ambiguous: bool = False
 
 
 class Result(BaseModel):

@@ -7,4 +7,7 @@ from typing import Literal
 
 NetworkKind = Literal["reference", "random", "mixed"]  # the RSS network's simulator
 TdoaNetwork = Literal["reference", "random", "hf"]  # GNSS-timed receivers (time of flight)
-SignalKind = Literal["nfm", "4fsk", "afsk", "cw"]  # signals with real bandwidth (TDoA)
+# Signals with real bandwidth (TDoA); the last four carry a spectral line (a carrier)
+SignalKind = Literal[
+    "nfm", "4fsk", "afsk", "cw", "am-voice", "am-broadcast", "time-signal", "fm-carrier"
+]

@@ -5,6 +5,13 @@ known in closed form, so a receiver can sample it at its own true rate, late by 
 flight, without interpolation error: NFM voice (FM by a sum of audio tones under a syllabic
 envelope), 4FSK at 4800 baud (DMR-like deviations ±648/±1944 Hz), AFSK 1200 baud (Bell 202
 audio tones 1200/2200 Hz on FM) and CW (a keyed carrier, narrow: a wide ellipse is right).
+
+Most real emissions carry a spectral line, whose phase is the carrier's (receiver LO phases
+included), not a group delay (DESIGN §11): AM voice with full carrier (the airband), AM broadcast
+(wider audio, 9 kHz channels), a time-signal station as DCF77 publishes it (carrier; each second
+the amplitude drops to 15 % for 0.1 s or 0.2 s; from 0.2 s after the mark, 512 pseudo-random
+chips of ±15.6° phase at 645.16 chips/s, the sequence of a 9-stage LFSR, inverted for a one bit),
+and FM with a strong residual carrier (low deviation: J0(β) near 1).
 """
 
 from __future__ import annotations
@@ -39,6 +46,13 @@ class Signal:
             phase = phase + _fsk_phase(t, p["symbols_hz"], p["baud"])
         elif self.kind == "afsk":
             phase = phase + _afsk_phase(t, p["tones_hz"], p["baud"], p["dev_hz"])
+        elif self.kind == "fm-carrier":
+            phase = phase + _tone_fm_phase(t, p["freqs_hz"], p["amps"], p["phases"], p["dev_hz"])
+        elif self.kind in ("am-voice", "am-broadcast"):
+            envelope = 1.0 + p["depth"] * _audio(t, p["freqs_hz"], p["amps"], p["phases"], p)
+        elif self.kind == "time-signal":
+            envelope, pn_rad = _time_signal(t, p)
+            phase = phase + pn_rad
         else:
             envelope = _keying(t, p["on"], p["element_s"], p["edge_s"])
         return (envelope * np.exp(1j * phase)).astype(np.complex128)
@@ -48,14 +62,30 @@ def make_signal(kind: SignalKind, duration_s: float, rng: np.random.Generator) -
     """A random transmission of ``kind`` lasting ``duration_s`` (plus margin for delays)."""
     span_s = duration_s + 0.1
     offset_hz = float(rng.uniform(-3000.0, 3000.0))
-    if kind == "nfm":
-        n = 12
+    if kind in ("am-broadcast", "time-signal"):  # a 12 kHz LF/MF/HF receiver tuned near it
+        offset_hz = float(rng.uniform(-500.0, 500.0))
+    if kind in ("am-voice", "am-broadcast"):
+        n, top_hz = (10, 2500.0) if kind == "am-voice" else (20, 4500.0)
         params = {
-            "freqs_hz": rng.uniform(300.0, 3000.0, n),
-            "amps": rng.uniform(0.2, 1.0, n) / np.sqrt(n / 2),
+            "freqs_hz": rng.uniform(200.0 if kind == "am-voice" else 50.0, top_hz, n),
+            "amps": rng.uniform(0.2, 1.0, n),
             "phases": rng.uniform(0, 2 * np.pi, n),
-            "dev_hz": float(rng.choice([2500.0, 5000.0])),
+            "depth": float(rng.uniform(0.3, 0.9)),
+            "syllable_hz": float(rng.uniform(2.0, 6.0)),
+            "syllable_phase": float(rng.uniform(0, 2 * np.pi)),
         }
+    elif kind == "time-signal":
+        seconds = int(span_s) + 3
+        params = {
+            "second_phase_s": float(rng.uniform(0.0, 1.0)),  # where the second marks fall
+            "bits": rng.integers(0, 2, seconds),
+            "chips": _lfsr_chips(),
+            "deviation_rad": np.deg2rad(15.6),
+        }
+    elif kind == "fm-carrier":  # β ≲ 0.5 on voice: the carrier keeps most of the power
+        params = {**_fm_voice(rng), "dev_hz": float(rng.uniform(150.0, 500.0))}
+    elif kind == "nfm":
+        params = {**_fm_voice(rng), "dev_hz": float(rng.choice([2500.0, 5000.0]))}
     elif kind == "4fsk":
         baud = 4800.0
         count = int(span_s * baud) + 2
@@ -70,6 +100,15 @@ def make_signal(kind: SignalKind, duration_s: float, rng: np.random.Generator) -
         on = rng.random(count) < 0.6
         params = {"on": on, "element_s": element_s, "edge_s": 0.005}
     return Signal(kind, offset_hz, duration_s, params)
+
+
+def _fm_voice(rng: np.random.Generator, tones: int = 12) -> dict:
+    """Voice as FM sees it: ``tones`` audio tones 300–3000 Hz, amplitudes and phases."""
+    return {
+        "freqs_hz": rng.uniform(300.0, 3000.0, tones),
+        "amps": rng.uniform(0.2, 1.0, tones) / np.sqrt(tones / 2),
+        "phases": rng.uniform(0, 2 * np.pi, tones),
+    }
 
 
 def _tone_fm_phase(t, freqs_hz, amps, phases, dev_hz) -> np.ndarray:
@@ -110,3 +149,54 @@ def _keying(t, on, element_s, edge_s) -> np.ndarray:
     tau = t - index * element_s
     ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip(tau / edge_s, 0.0, 1.0))
     return prev + (level - prev) * ramp
+
+
+CHIP_RATE_HZ = 645.16  # DCF77 chips/s (1.55 ms each, ≈ 120 carrier cycles)
+PN_START_S = 0.2  # after each second mark
+MARK_LEVEL = 0.15
+MARK_EDGE_S = 0.002  # the transmitting antenna's Q rounds the amplitude steps
+CHIP_EDGE = 0.125  # share of a chip over which the phase moves to its next value
+
+
+def _lfsr_chips(count: int = 512) -> np.ndarray:
+    """±1 chips of the 9-stage LFSR x⁹ + x⁵ + 1 (DCF77's phase-modulation sequence)."""
+    state, chips = 0x1FF, []
+    for _ in range(count):
+        out = state & 1
+        chips.append(1.0 - 2.0 * out)
+        feedback = (state ^ (state >> 4)) & 1
+        state = (state >> 1) | (feedback << 8)
+    return np.array(chips)
+
+
+def _audio(t, freqs_hz, amps, phases, p) -> np.ndarray:
+    """Voice-like audio in [−1, 1]: tones under a syllabic envelope."""
+    tones = np.zeros_like(t)
+    for f, a, ph in zip(freqs_hz, amps, phases, strict=True):
+        tones += a * np.sin(2 * np.pi * f * t + ph)
+    tones /= np.sum(amps)
+    syllables = 0.6 + 0.4 * np.sin(2 * np.pi * p["syllable_hz"] * t + p["syllable_phase"])
+    return tones * syllables
+
+
+def _time_signal(t, p) -> tuple[np.ndarray, np.ndarray]:
+    """(amplitude, phase in rad) of a DCF77-like emission at times ``t`` (s)."""
+    since = t - p["second_phase_s"]
+    second = np.floor(since).astype(np.int64)
+    into = since - second  # seconds since the last mark
+    bit = p["bits"][np.clip(second, 0, len(p["bits"]) - 1)]
+    mark_s = np.where(bit == 1, 0.2, 0.1)
+    down = np.clip(into / MARK_EDGE_S, 0.0, 1.0)  # falls at the mark
+    up = np.clip((into - mark_s) / MARK_EDGE_S, 0.0, 1.0)  # rises after 0.1 or 0.2 s
+    shape = lambda x: 0.5 - 0.5 * np.cos(np.pi * x)  # noqa: E731
+    amplitude = 1.0 - (1.0 - MARK_LEVEL) * (shape(down) - shape(up))
+    chips = p["chips"]
+    position = (into - PN_START_S) * CHIP_RATE_HZ
+    index = np.floor(position).astype(np.int64)
+    inside = (index >= 0) & (index < len(chips))
+    sign = np.where(bit == 1, -1.0, 1.0)
+    now = chips[np.clip(index, 0, len(chips) - 1)]
+    before = np.where(index > 0, chips[np.clip(index - 1, 0, len(chips) - 1)], 0.0)
+    ramp = shape(np.clip((position - index) / CHIP_EDGE, 0.0, 1.0))
+    value = np.where(inside, before + (now - before) * ramp, 0.0)
+    return amplitude, sign * p["deviation_rad"] * value

@@ -4,9 +4,13 @@ its own true rate, late by its own time of flight, with the faults real receiver
 Per receiver: time of flight (straight line at VHF, ground-wave geodesic below 30 MHz), a GNSS
 time-stamp error (σ per scenario, 20–100 ns by default), a sample-rate error (±2 ppm; the job
 reports the true rate, as a producer that fitted it would), a start a few ms apart from the
-others, an LO offset, one multipath echo (0.5–20 µs, −20 to −3 dB) and white noise at the SNR the
-path-loss model of the RSS simulator gives (VHF) or a drawn one (HF). The signal (NFM voice,
-4FSK, AFSK, CW) is evaluated in closed form at every receiver's sampling instants.
+others, an LO offset and phase, one multipath echo (0.5–20 µs, −20 to −3 dB) and white noise at
+the SNR the path-loss model of the RSS simulator gives (VHF) or a drawn one (HF). Below 30 MHz
+(network ``hf``: 7.1 MHz, and 77.5 kHz for the time-signal station) each receiver also hears a
+sky wave (50–500 µs after the ground wave; at HF −20 to −3 dB, comparable at night; at LF by
+day −25 to −10 dB; its own phase, fading at up to ±0.5 Hz Doppler) and has a fixed bias of a
+few µs (antenna, cable, filters). The signal (:mod:`heimdall.sim.signals`) is
+evaluated in closed form at every receiver's sampling instants.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from heimdall.sim.signals import SIGNAL_KINDS, make_signal
 from heimdall.sim.stations import REFERENCE_NETWORK, Station, random_network
 
 EPOCH_NS = 1_795_000_000 * 10**9  # 2026-11-18: scenario times are offsets from here
-LEAD_S = 0.05  # the signal starts before any receiver listens
+LEAD_S = 0.05
+LF_TOP_HZ = 300_000.0  # the signal starts before any receiver listens
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class TdoaSimConfig:
     vhf_frequency_hz: float = 145_500_000.0
     hf_rate_hz: float = 12_001.0
     hf_frequency_hz: float = 7_100_000.0
+    lf_frequency_hz: float = 77_500.0  # the time-signal station of network hf
     hf_snr_db: tuple[float, float] = (5.0, 25.0)
     hf_extent_m: tuple[float, float] = (500_000.0, 1_500_000.0)
     clock_sigma_ns: tuple[float, float] = (20.0, 100.0)
@@ -47,6 +53,11 @@ class TdoaSimConfig:
     lo_error_hz: float = 100.0  # VHF; HF receivers are GNSS-disciplined: ±1 Hz
     echo_delay_us: tuple[float, float] = (0.5, 20.0)
     echo_db: tuple[float, float] = (-20.0, -3.0)
+    sky_delay_us: tuple[float, float] = (50.0, 500.0)  # below 30 MHz only
+    sky_db: tuple[float, float] = (-20.0, -3.0)  # HF, day and night
+    lf_sky_db: tuple[float, float] = (-25.0, -10.0)  # LF by day: the D layer absorbs
+    sky_doppler_hz: float = 0.5
+    receiver_bias_us: float = 3.0  # below 30 MHz: uniform ± this
     eirp_dbm: tuple[float, float] = (30.0, 50.0)
     exponent: tuple[float, float] = (2.5, 4.0)
     shadowing_db: float = 6.0
@@ -95,14 +106,16 @@ class TdoaScenarioGenerator:
         margin = cfg.margin_m * (4 if hf else 1)
         tx_en = rng.uniform(enu.min(0) - margin, enu.max(0) + margin)
         tx_lat, tx_lon = (float(v) for v in frame.to_latlon(*tx_en))
-        frequency_hz = cfg.hf_frequency_hz if hf else cfg.vhf_frequency_hz
+        kind = kind or cfg.signals[int(rng.integers(len(cfg.signals)))]
+        frequency_hz = cfg.vhf_frequency_hz
+        if hf:  # a time-signal station is an LF one (DCF77)
+            frequency_hz = cfg.lf_frequency_hz if kind == "time-signal" else cfg.hf_frequency_hz
         rate_hz = cfg.hf_rate_hz if hf else cfg.vhf_rate_hz
         lats, lons, alts = (
             np.array([getattr(s, a) for s in stations]) for a in ("lat", "lon", "alt_m")
         )
         distance_m = propagation_m(frequency_hz, tx_lat, tx_lon, 10.0, lats, lons, alts)
         snr_db = self._snr_db(distance_m, frequency_hz, len(stations), hf)
-        kind = kind or cfg.signals[int(rng.integers(len(cfg.signals)))]
         n = int(rng.integers(cfg.num_samples[0], cfg.num_samples[1] + 1))
         signal = make_signal(kind, n / rate_hz + cfg.start_spread_s + 0.01, rng)
         clock_sigma = float(rng.uniform(*cfg.clock_sigma_ns))
@@ -115,12 +128,17 @@ class TdoaScenarioGenerator:
             start_s = LEAD_S + float(rng.uniform(0, cfg.start_spread_s))
             t = start_s + np.arange(n) / true_rate
             arrival = t - distance_m[i] / SPEED_OF_LIGHT_M_S
+            if hf:
+                arrival = arrival - rng.uniform(-1, 1) * cfg.receiver_bias_us * 1e-6
             echo_s = rng.uniform(*cfg.echo_delay_us) * 1e-6
             echo = 10 ** (rng.uniform(*cfg.echo_db) / 20) * np.exp(1j * rng.uniform(0, 2 * np.pi))
             lo = np.exp(
                 1j * (2 * np.pi * rng.uniform(-lo_error, lo_error) * t + rng.uniform(0, 6.3))
             )
-            clean = (signal(arrival) + echo * signal(arrival - echo_s)) * lo
+            clean = signal(arrival) + echo * signal(arrival - echo_s)
+            if hf:
+                clean = self._sky_wave(signal, arrival, t, clean, frequency_hz)
+            clean = clean * lo
             noise = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) * np.sqrt(0.5)
             amplitude = 10 ** (snr_db[i] / 20)
             noise_dbfs = float(rng.uniform(*cfg.noise_floor_dbm)) + cfg.gain_db
@@ -148,6 +166,16 @@ class TdoaScenarioGenerator:
             scenario_id, kind, stations, tx_lat, tx_lon, snr_db, clock_error, clock_sigma,
             _rms_bandwidth_hz(signal(LEAD_S + np.arange(n) / rate_hz), rate_hz), n, job,
         )  # fmt: skip
+
+    def _sky_wave(self, signal, arrival, t, clean, frequency_hz) -> np.ndarray:
+        """``clean`` plus the ionosphere's copy: later, weaker, its own fading phase."""
+        cfg, rng = self.config, self.rng
+        delay_s = rng.uniform(*cfg.sky_delay_us) * 1e-6
+        level_db = cfg.sky_db if frequency_hz >= LF_TOP_HZ else cfg.lf_sky_db
+        gain = 10 ** (rng.uniform(*level_db) / 20)
+        doppler_hz = rng.uniform(-1, 1) * cfg.sky_doppler_hz
+        fading = np.exp(1j * (2 * np.pi * doppler_hz * t + rng.uniform(0, 2 * np.pi)))
+        return clean + gain * fading * signal(arrival - delay_s)
 
     def _stations(self) -> tuple[Station, ...]:
         cfg, rng = self.config, self.rng

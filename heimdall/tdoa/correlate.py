@@ -1,7 +1,11 @@
 """Pairwise time differences by generalized cross-correlation (DESIGN §11, step 2).
 
 Receivers' LO offsets are removed first (their SNR spectra cross-correlated against the
-strongest one's). The common window is cut into Hann sub-blocks. Per block and pair the
+strongest one's). The common window is cut into Hann sub-blocks. Spectral lines (carriers,
+pilots) and the bins their leakage dominates are left out of every correlation: a line's
+cross-spectrum phase is the carrier phase difference (receiver LO phases, sky-wave fading),
+not a group delay, and with the weight its SNR earns it would pull the peak to wherever the
+modulation's correlation lines up with that phase (:func:`spectral_lines`). Per block and pair the
 cross-spectrum, weighted by Knapp & Carter's maximum-likelihood GCC (coherence from both
 receivers' per-bin SNR), gives a correlation whose peak is the delay; a coarse search sums
 |correlation| over blocks (robust to a residual frequency offset), then each block's peak is
@@ -13,27 +17,46 @@ their spread gives the statistical σ, to which both clocks' uncertainties and a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import scipy.fft
+from scipy.ndimage import median_filter
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, to_ecef
+from heimdall.schemas.errors import NoSignal
 from heimdall.tdoa.align import Aligned
 
 BLOCK = 4096  # samples per sub-block
 MIN_BLOCKS = 4
+MIN_SIGNAL_BINS = 8  # a receiver hears a modulation when this many bins (lines out) stand out
 BAND_OVER_FLOOR = 4.0  # a bin is signal when its mean power is this × the noise floor
 FINE_POINTS = 41  # lag grid around each block's coarse peak
 FINE_LOBE = 0.15  # its half-width, in main lobes (1/RMS bandwidth); at least 1 sample
 MIN_QUALITY = 0.04  # pairs whose median normalized PHAT peak is below this are dropped
+RIVAL_FROM = 0.6  # a rival correlation peak this high (relative) starts to widen σ
+MAIN_LOBE = 0.5  # a correlation's main lobe, ± this / RMS bandwidth
+NOISE_STRIDE = 4
+PEAK_Z = 4.0  # … and pairs whose peak is not this many σ above the lags no path can have
 WEAK_PEAK = 0.5  # below this peak quality the statistical σ is scaled up by WEAK_PEAK/quality
 LAG_MARGIN_S = 5e-6
 HANN_EFFICIENCY = 0.375  # Σw²/N of a Hann window: the share of each block the correlation sees
 MAX_LO_OFFSET_HZ = 1000.0  # receivers' LO differences searched
 LO_FFT = 1 << 18
 LO_SMOOTH_BINS = 3
-ECHO_FLOOR_S = 4.0e-6  # ≈ RMS pair error with 0.5–20 µs, −20…−3 dB echoes; set for 95 % coverage
-NARROW_FLOOR_S_HZ = 0.0038  # × 1/RMS bandwidth: CW (≈ 20 Hz) → ≈ 200 µs
+ECHO_FLOOR_S = 3.2e-6  # echoes 0.5–20 µs, −20…−3 dB: cov95 ≈ 0.95, cov50 as low as the tail allows
+NARROW_FLOOR_S_HZ = 0.003  # × 1/RMS bandwidth: CW (≈ 20 Hz) → ≈ 150 µs
+SKY_FLOOR_S_HZ = 0.022  # × 1/RMS bandwidth: a sky wave's pull on the peak (MF/HF)
+SKY_WAVE_BOTTOM_HZ = 300_000.0
+SKY_WAVE_TOP_HZ = 30_000_000.0
+RECEIVER_BIAS_FLOOR_S = 2.5e-6  # a pair of receivers' fixed biases, ±3 µs each (below 30 MHz)
+LINE_BACKGROUND_BINS = 129  # a line is judged against the median of this many bins around it
+LINE_OVER_BACKGROUND = 4.0  # a line's peak stands this far above that background …
+LINE_SKIRT_BINS = 6  # … and this many bins away (past the Hann main lobe, ±4 padded bins)
+LINE_CONTRAST = 20.0  # it has fallen by this much: narrower than the block's resolution
+LINE_DOMINANT_SHARE = 0.2  # a line holding this share of the signal's power is left out …
+LEAK_SHARE = 0.25  # … with the bins where its leakage is over this share of the rest
+MAIN_LOBE_BINS = 4  # the Hann window's main lobe, ± padded bins
 
 
 @dataclass(frozen=True)
@@ -49,11 +72,23 @@ class PairDelay:
     blocks_used: int
 
 
-def systematic_floor_s(rms_bandwidth_hz: float) -> float:
-    """σ a pair delay cannot beat on real paths: an unresolved echo moves the peak by up to
-    g·δ/(1+g) (µs for 0.5–20 µs echoes), and a narrow signal locates only its edges.
-    Fitted on the TDoA simulator with multipath (``heimdall eval --method tdoa``)."""
-    return float(np.hypot(ECHO_FLOOR_S, NARROW_FLOOR_S_HZ / max(rms_bandwidth_hz, 1.0)))
+def systematic_floor_s(rms_bandwidth_hz: float, frequency_hz: float = 1e9) -> float:
+    """σ a pair delay cannot beat on real paths, for the band the correlation used.
+
+    An unresolved echo moves the peak by up to g·δ/(1+g) (µs for the 0.5–20 µs echoes of
+    VHF); a narrow signal locates only its edges (∝ 1/B). Below 30 MHz receivers carry fixed
+    biases of a few µs (antenna, cable, filters), and from 300 kHz to 30 MHz a sky wave
+    50–500 µs late, comparable at night, shifts the peak by a share of the main lobe (∝ 1/B).
+    An LF ground wave by day is taken as the sky wave's clear winner (D-layer absorption):
+    at night its ellipses are too small (README). Fitted on the TDoA simulator with all of
+    these (``heimdall eval --method tdoa``)."""
+    bandwidth = max(rms_bandwidth_hz, 1.0)
+    terms = [ECHO_FLOOR_S, NARROW_FLOOR_S_HZ / bandwidth]
+    if frequency_hz < SKY_WAVE_TOP_HZ:
+        terms.append(RECEIVER_BIAS_FLOOR_S)
+        if frequency_hz >= SKY_WAVE_BOTTOM_HZ:
+            terms.append(SKY_FLOOR_S_HZ / bandwidth)
+    return float(np.sqrt(np.sum(np.square(terms))))
 
 
 def pair_delays(
@@ -61,12 +96,24 @@ def pair_delays(
 ) -> tuple[list[PairDelay], float, np.ndarray]:
     """Every pair's delay with σ, the signal's RMS bandwidth (Hz), and each receiver's own
     timing σ (s): its clock and half the systematic pair floor ``floor_s`` (default
-    :func:`systematic_floor_s` of that bandwidth)."""
+    :func:`systematic_floor_s` of that bandwidth and the tuned frequency)."""
     rows = remove_lo_offsets(aligned)
     fs = aligned.rate_hz
     spectra = block_spectra(rows)  # [R, B, 2·BLOCK] complex64
     power = (np.abs(spectra) ** 2).mean(axis=1, dtype=np.float64)  # [R, F], over blocks
-    bandwidth_hz = rms_bandwidth_hz(power, fs)
+    # the band actually used: lines out, as if only noise were there
+    heard = signal_bins(power).sum(axis=1) >= MIN_SIGNAL_BINS
+    power = np.where(spectral_lines(power), noise_floor(power), power)
+    # Where receivers heard something and all of it was lines, nothing carries a delay. (A
+    # weak receiver whose modulation does not stand out per bin still correlates: its pairs'
+    # peak quality decides.)
+    modulated = signal_bins(power).sum(axis=1) >= MIN_SIGNAL_BINS
+    if heard.any() and not modulated.any():
+        raise NoSignal(
+            "time differences: the receivers hear only spectral lines (a bare carrier's phase "
+            "carries no delay)"
+        )
+    bandwidth_hz = rms_bandwidth_hz(power[modulated] if modulated.any() else power, fs)
     freqs = np.fft.fftfreq(2 * BLOCK, 1 / fs)
     positions = to_ecef(
         [c.lat for c in aligned.captures], [c.lon for c in aligned.captures],
@@ -74,11 +121,11 @@ def pair_delays(
     )  # fmt: skip
     clocks = np.array([c.clock_sigma_ns for c in aligned.captures]) * 1e-9
     if floor_s is None:
-        floor_s = systematic_floor_s(bandwidth_hz)
+        floor_s = systematic_floor_s(bandwidth_hz, aligned.center_frequency_hz)
     # Clock error and an unresolved echo belong to a receiver, not to a pair: every pair
     # with that receiver shares them (the solver weighs pairs with that covariance).
     receiver_s = np.sqrt(clocks**2 + floor_s**2 / 2)
-    snr = bin_snr(power)
+    snr = bin_snr(power)  # lines replaced by the floor above: they weigh nothing
     pairs = []
     for a in range(len(rows)):
         for b in range(a + 1, len(rows)):
@@ -86,7 +133,7 @@ def pair_delays(
             coherence = snr[a] * snr[b] / ((1 + snr[a]) * (1 + snr[b]))
             found = _pair(
                 spectra[a], spectra[b], coherence, freqs, fs, baseline_s + LAG_MARGIN_S,
-                max(1.0, FINE_LOBE * fs / bandwidth_hz),
+                max(1.0, FINE_LOBE * fs / bandwidth_hz), max(2.0, MAIN_LOBE * fs / bandwidth_hz),
             )  # fmt: skip
             if found is None:
                 continue
@@ -94,6 +141,52 @@ def pair_delays(
             sigma = np.sqrt(stat_s**2 + receiver_s[a] ** 2 + receiver_s[b] ** 2)
             pairs.append(PairDelay(a, b, delay_s, float(sigma), stat_s, quality, used))
     return pairs, bandwidth_hz, receiver_s
+
+
+def spectral_lines(power: np.ndarray) -> np.ndarray:
+    """Bins ``[F]`` that a dominant spectral line or its window leakage holds at any receiver.
+
+    A line is a local maximum of the block-averaged power ``[R, F]`` that stands
+    ``LINE_OVER_BACKGROUND`` above the median of its neighbourhood and has fallen by
+    ``LINE_CONTRAST`` ``LINE_SKIRT_BINS`` away (narrower than a block resolves). It is left out
+    when its main lobe holds ``LINE_DOMINANT_SHARE`` of the signal's power above the floor: a
+    carrier. Weaker lines stay: a set of them (the sidebands of tones) has phases whose
+    differences are the group delay, and none of them can dominate the correlation. Around a
+    line left out, every bin where the Hann window's leakage of it is more than ``LEAK_SHARE``
+    of the neighbourhood's level goes too; the modulation around a carrier (AM sidebands, a
+    time signal's phase chips) stays in."""
+    background = median_filter(power, size=(1, LINE_BACKGROUND_BINS), mode="wrap")
+    size = power.shape[-1]
+    response = _window_response(size)
+    offsets = np.arange(size)
+    excluded = np.zeros(size, bool)
+    above = np.maximum(power - noise_floor(power), 0.0)
+    for p, bg, signal in zip(power, background, above, strict=True):
+        peak = (p >= np.roll(p, 1)) & (p >= np.roll(p, -1)) & (p > LINE_OVER_BACKGROUND * bg)
+        narrow = (np.roll(p, LINE_SKIRT_BINS) < p / LINE_CONTRAST) & (
+            np.roll(p, -LINE_SKIRT_BINS) < p / LINE_CONTRAST
+        )
+        total = signal.sum()
+        for k in np.flatnonzero(peak & narrow):
+            lobe = np.arange(k - MAIN_LOBE_BINS, k + MAIN_LOBE_BINS + 1) % size
+            if np.maximum(p[lobe] - bg[lobe], 0.0).sum() < LINE_DOMINANT_SHARE * total:
+                continue
+            leakage = (p[k] - bg[k]) * response[(offsets - k) % size]
+            excluded |= leakage > LEAK_SHARE * bg
+    return excluded
+
+
+@cache
+def _window_response(size: int) -> np.ndarray:
+    """The Hann block's power response at each offset of the ``size``-bin grid, relative to its
+    peak, the worst over where between bins the line falls."""
+    fine = 4
+    window = np.hanning(BLOCK)
+    response = np.abs(np.fft.fft(window, n=size * fine)) ** 2
+    response /= response[0]
+    # a bin at offset m sees the line anywhere within ±½ bin of m: the largest response there
+    shifted = np.stack([np.roll(response, s) for s in range(-fine // 2, fine // 2 + 1)])
+    return shifted.max(axis=0)[::fine]
 
 
 def block_spectra(rows: np.ndarray) -> np.ndarray:
@@ -113,6 +206,17 @@ def block_spectra(rows: np.ndarray) -> np.ndarray:
     return spectra
 
 
+def signal_bins(power: np.ndarray) -> np.ndarray:
+    """``[R, F]``: where the block-averaged power, smoothed over 9 bins, stands
+    ``BAND_OVER_FLOOR`` above the receiver's median bin."""
+    floors = np.median(power, axis=1, keepdims=True)
+    kernel = np.ones(9) / 9
+    smoothed = np.stack(
+        [np.convolve(p / f, kernel, mode="same") for p, f in zip(power, floors, strict=True)]
+    )
+    return smoothed > BAND_OVER_FLOOR
+
+
 def rms_bandwidth_hz(power: np.ndarray, fs: float) -> float:
     """RMS bandwidth of the bins where the mean power ``[R, F]`` (each receiver scaled to its
     own floor) is signal."""
@@ -128,11 +232,16 @@ def rms_bandwidth_hz(power: np.ndarray, fs: float) -> float:
     return max(rms, fs / power.shape[-1])
 
 
+def noise_floor(power: np.ndarray) -> np.ndarray:
+    """Per receiver ``[R, 1]``, the 20th percentile of the block-averaged power ``[R, F]``
+    (signals fill less than 80 % of the band)."""
+    return np.percentile(power, 20, axis=1, keepdims=True)
+
+
 def bin_snr(power: np.ndarray) -> np.ndarray:
-    """Per receiver and bin, the SNR of the block-averaged power ``[R, F]`` against a floor
-    taken as the 20th percentile of the bins (signals fill less than 80 % of the band)."""
-    floor = np.percentile(power, 20, axis=1, keepdims=True)
-    return np.clip(power / np.maximum(floor, 1e-30) - 1.0, 0.0, 1e6)
+    """Per receiver and bin, the SNR of the block-averaged power ``[R, F]`` over its
+    :func:`noise_floor`."""
+    return np.clip(power / np.maximum(noise_floor(power), 1e-30) - 1.0, 0.0, 1e6)
 
 
 def remove_lo_offsets(aligned: Aligned, max_offset_hz: float = MAX_LO_OFFSET_HZ) -> np.ndarray:
@@ -167,7 +276,7 @@ def remove_lo_offsets(aligned: Aligned, max_offset_hz: float = MAX_LO_OFFSET_HZ)
     return rows * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]).astype(np.complex64)
 
 
-def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples):
+def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples, lobe_samples):
     """(delay, σ_stat, quality, blocks) of one pair from per-block spectra ``[B, F]``.
 
     Weighting is Knapp & Carter's maximum-likelihood GCC: PHAT (1/|G|) times
@@ -184,8 +293,16 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples):
     size = corr.shape[-1]
     max_lag = min(int(np.ceil(max_lag_s * fs)) + 1, size // 2 - 1)
     lags = np.arange(-max_lag, max_lag + 1)
-    magnitude = np.abs(corr[:, lags % size])  # [B, lags]
-    coarse = lags[int(np.argmax(magnitude.sum(0)))]
+    window = np.abs(corr[:, lags % size]).sum(0)  # over blocks
+    peak = int(np.argmax(window))
+    coarse = lags[peak]
+    # lags no path can have hold only noise (and far sidelobes): the peak must stand out of
+    # them, or it is the largest of the noise in the window (every NOISE_STRIDE-th such lag)
+    probe = np.arange(max_lag + 1, size - max_lag, NOISE_STRIDE)
+    outside = np.abs(corr[:, probe]).sum(0)
+    if (window[peak] - outside.mean()) < PEAK_Z * max(outside.std(), 1e-30):
+        return None
+    rival_s = _rival_s(window - outside.mean(), peak, lobe_samples) / fs
     norm = np.maximum((np.abs(whitened)).sum(-1), 1e-30)  # per block: a perfect peak reads 1
     delays, qualities = [], []
     fine = coarse + np.linspace(-fine_samples, fine_samples, FINE_POINTS)
@@ -207,8 +324,26 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples):
     spread_s = np.std(used, ddof=1) / np.sqrt(len(used)) if len(used) > 1 else 1.0 / fs
     # a weak peak's block spread understates its error (few blocks, heavy tails)
     spread_s = spread_s / min(1.0, quality / WEAK_PEAK)
-    stat = max(spread_s, ml_gcc_sigma_s(ml, freqs, len(used)))
+    stat = max(spread_s, ml_gcc_sigma_s(ml, freqs, len(used)), rival_s)
     return float(used.mean()), float(max(stat, 1e-9)), quality, int(keep.sum())
+
+
+def _rival_s(excess: np.ndarray, peak: int, lobe_samples: float) -> float:
+    """σ (in samples) that a rival peak of the summed correlation ``excess`` (over the noise,
+    per lag of the searched window) puts on the choice of ``peak``: a local maximum more than a
+    main lobe away, nearly as high, may be the true one (a tone-like modulation's periodic
+    correlation, noise on a weak pair). Nothing below RIVAL_FROM of the peak; half the distance
+    between them for a tie."""
+    index = np.arange(len(excess))
+    local = (excess >= np.roll(excess, 1)) & (excess >= np.roll(excess, -1))
+    local[[0, -1]] = False
+    candidates = np.flatnonzero(local & (np.abs(index - peak) > lobe_samples))
+    if not len(candidates) or excess[peak] <= 0:
+        return 0.0
+    rival = candidates[int(np.argmax(excess[candidates]))]
+    ratio = excess[rival] / excess[peak]
+    share = np.clip((ratio - RIVAL_FROM) / (1.0 - RIVAL_FROM), 0.0, 1.0)
+    return float(0.5 * share * abs(rival - peak))
 
 
 def ml_gcc_sigma_s(ml: np.ndarray, freqs: np.ndarray, blocks: int) -> float:

@@ -23,6 +23,7 @@ from heimdall.tdoa.solve import (
     locate,
 )
 
+UNDECIDED_RATIO = 0.2  # another mode this likely (a ratio under 5): the data cannot choose
 MAX_WINDOW_SAMPLES = 1 << 19  # per receiver: 10 s at 50 kHz, 43 s at 12 kHz (bounded memory)
 
 
@@ -42,6 +43,11 @@ class TdoaOutcome:
     def ambiguous(self) -> bool:
         """Other likelihood modes compete (e.g. the two crossings of a 3-station fix)."""
         return bool(self.fix.alternatives) or len(self.aligned.captures) < 4
+
+    @property
+    def undecided(self) -> bool:
+        """Another mode is nearly as likely as the estimate: the result must show both."""
+        return any(a["relative_likelihood"] >= UNDECIDED_RATIO for a in self.fix.alternatives)
 
     def with_prior(self, prior: GaussianPrior) -> TdoaOutcome:
         """The mode of the time fix that ``prior`` (hybrid) makes likeliest: no new

@@ -30,6 +30,7 @@ OUTLIER_SIGMAS = 4.0  # a pair this far off the fit is a wrong peak, not noise
 MIN_PAIRS_AFTER_REJECTION = 3
 ROBUST_SCALE = 0.4  # soft-L1 knee, in receiver σ's: echo shifts are heavy-tailed (DESIGN §11)
 ROBUST_ITERATIONS = 3
+MAX_SIGMA_EXTENTS = 3.0  # a position σ is at most this × the receivers' extent
 DECISIVE_PRIOR = 2 * np.log(20.0)  # −2 log likelihood margin for a prior to overrule time
 
 
@@ -139,14 +140,13 @@ def choose_mode(
     model = _Model(geometry, fix.pairs, receiver_sigma_s)
     covariance, chi2 = model.covariance(lat, lon)
     residual = model.residual_s(lat, lon)
-    if fix.dof > 0 and chi2 > fix.dof:
-        covariance = covariance * (chi2 / fix.dof)
+    covariance = covariance * variance_factor(chi2, fix.dof)
     best = scores[order[0]]
     return Fix(
         lat, lon, covariance, chi2, fix.dof,
         alternatives=[
-            {"lat": modes[k][0], "lon": modes[k][1],
-             "relative_likelihood": float(np.exp(-(scores[k] - best) / 2))}
+            model.alternative(modes[k][0], modes[k][1], float(np.exp(-(scores[k] - best) / 2)),
+                              fix.dof)
             for k in order[1:]
         ],
         dropped=fix.dropped,
@@ -154,6 +154,13 @@ def choose_mode(
         residual_s=residual,
         pairs=fix.pairs,
     )  # fmt: skip
+
+
+def variance_factor(chi2: float, dof: int) -> float:
+    """χ²/dof when the residuals say the σ's were too small (the ellipse widens), else 1:
+    consistent pairs are no proof that the floors' biases were absent (with 3–4 receivers
+    most of a bias goes into the position, not the residuals)."""
+    return max(1.0, chi2 / dof) if dof > 0 else 1.0
 
 
 def _robust(geometry, pairs, receiver_sigma_s) -> Fix:
@@ -205,17 +212,16 @@ def _locate(geometry, pairs, receiver_sigma_s) -> Fix:
     optima = _distinct(optima)
     best = min(optima, key=lambda o: o[2])
     cov, chi2 = model.covariance(best[0], best[1])
+    dof = len(pairs) - 2
     alternatives = [
-        {"lat": o[0], "lon": o[1], "relative_likelihood": float(np.exp(-(o[2] - best[2]) / 2))}
+        model.alternative(o[0], o[1], float(np.exp(-(o[2] - best[2]) / 2)), dof)
         for o in sorted(optima, key=lambda o: o[2])
         if o is not best and np.exp(-(o[2] - best[2]) / 2) >= ALTERNATIVE_RATIO
     ][:MAX_ALTERNATIVES]
-    dof = len(pairs) - 2
     residual = model.residual_s(best[0], best[1])
     normalized = np.abs(residual) / np.array([p.sigma_s for p in pairs])
     worst = int(np.argmax(normalized))
-    if dof > 0 and chi2 > dof:  # the σ's were too small: say so in the ellipse
-        cov = cov * (chi2 / dof)
+    cov = cov * variance_factor(chi2, dof)
     return Fix(
         best[0], best[1], cov, chi2, dof, alternatives,
         residual_rms_s=float(np.sqrt(np.mean(residual**2))),
@@ -241,6 +247,9 @@ class _Model:
         own = np.array([p.stat_s**2 for p in pairs])
         cov = incidence @ np.diag(receiver**2) @ incidence.T + np.diag(np.maximum(own, 1e-18))
         self.whiten = np.linalg.inv(np.linalg.cholesky(cov))
+        frame = frame_at_centroid(geometry.lats, geometry.lons)
+        extent_m = float(np.ptp(frame.to_enu(geometry.lats, geometry.lons)[:, :2], axis=0).max())
+        self.max_sigma_m = MAX_SIGMA_EXTENTS * max(extent_m, MIN_MARGIN_M)
 
     def residual_s(self, lat, lon) -> np.ndarray:
         tof = self.geometry.delays_s(lat, lon)
@@ -284,10 +293,29 @@ class _Model:
             cols.append((self.whitened(float(lat), float(lon)) - z) / step_m)
         return np.stack(cols, axis=1), z
 
+    def alternative(self, lat: float, lon: float, relative_likelihood: float, dof: int) -> dict:
+        """Another mode: where, how likely against the best, and its own covariance (east/north
+        m², inflated by its χ²/dof as the estimate's is)."""
+        covariance, chi2 = self.covariance(lat, lon)
+        covariance = covariance * variance_factor(chi2, dof)
+        return {
+            "lat": lat, "lon": lon, "relative_likelihood": relative_likelihood,
+            "covariance_en_m2": covariance.tolist(),
+        }  # fmt: skip
+
     def covariance(self, lat: float, lon: float) -> tuple[np.ndarray, float]:
-        """(JᵀJ)⁻¹ in the tangent plane at the estimate (east, north, m²) and χ² of the data."""
+        """(JᵀJ)⁻¹ in the tangent plane at the estimate (east, north, m²) and χ² of the data.
+
+        Along a direction the delays do not constrain (a transmitter far outside three
+        receivers, on the line of two of them) (JᵀJ)⁻¹ grows without bound; there the σ is held
+        at MAX_SIGMA_EXTENTS × the receivers' extent: "anywhere around this network", not a
+        number of millions of km that no map can draw."""
         jac, z = self._jacobian(LocalFrame(lat, lon))
-        return np.linalg.inv(jac.T @ jac), float((z**2).sum())
+        information = jac.T @ jac
+        values, vectors = np.linalg.eigh(information)
+        floor = 1.0 / self.max_sigma_m**2
+        bounded = (vectors / np.maximum(values, floor)) @ vectors.T
+        return bounded, float((z**2).sum())
 
 
 def _local_minima(cost: np.ndarray) -> list[tuple[int, int]]:
