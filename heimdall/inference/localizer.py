@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +255,10 @@ class Localizer:
     ) -> Result:
         fix = outcome.fix
         dropped = {outcome.receiver(r) for r in fix.dropped}
+        modes = [
+            (mode, ellipse_from_covariance(np.asarray(mode["covariance_en_m2"]), job.confidence))
+            for mode in fix.alternatives
+        ]
         return self._estimate(
             job,
             fix.lat,
@@ -264,7 +268,8 @@ class Localizer:
             used=[c.receiver_id for c in outcome.aligned.captures if c.receiver_id not in dropped],
             properties={"job_id": job.job_id, "method": method},
             timings=timings,
-            alternatives=[self._alternative(a, job.confidence) for a in fix.alternatives],
+            modes=[(m["lat"], m["lon"], axes, m["relative_likelihood"]) for m, axes in modes],
+            alternatives=[Alternative(**m, ellipse=Ellipse(**asdict(axes))) for m, axes in modes],
             tdoa=TdoaEvidence(
                 pairs=[
                     PairEvidence(
@@ -284,11 +289,6 @@ class Localizer:
             ),
         )
 
-    @staticmethod
-    def _alternative(mode: dict, confidence: float) -> Alternative:
-        axes = ellipse_from_covariance(np.asarray(mode["covariance_en_m2"]), confidence)
-        return Alternative(**mode, ellipse=Ellipse(**axes_fields(axes)))
-
     def _estimate(
         self,
         job: IQJob,
@@ -299,9 +299,11 @@ class Localizer:
         used: list[str],
         properties: dict,
         timings: Timings,
+        modes: list[tuple[float, float, EllipseAxes, float]] | None = None,
         **evidence,
     ) -> Result:
-        """An ``ok`` result: position, covariance (east/north m²), ellipse and GeoJSON."""
+        """An ``ok`` result: position, covariance (east/north m²), ellipse and GeoJSON (with the
+        other likelihood ``modes`` as ``(lat, lon, axes, relative_likelihood)``)."""
         axes = ellipse_from_covariance(cov, job.confidence)
         stations = [(r.receiver_id, r.lat, r.lon, r.receiver_id in used) for r in job.receivers]
         return Result(
@@ -311,10 +313,8 @@ class Localizer:
             method=method,
             position=Position(lat=lat, lon=lon),
             covariance_en_m2=cov.tolist(),
-            ellipse=Ellipse(**axes_fields(axes)),
-            geojson=estimate_feature_collection(
-                lat, lon, axes, properties, stations, _alternative_modes(evidence, job.confidence)
-            ),
+            ellipse=Ellipse(**asdict(axes)),
+            geojson=estimate_feature_collection(lat, lon, axes, properties, stations, modes),
             receivers_used=used,
             timings_ms=timings,
             worker=self.worker_name,
@@ -481,22 +481,3 @@ def _with_fetch(result: Result, fetch_s: float) -> Result:
     if result.timings_ms.features is not None:
         result.timings_ms.features = max(0.0, result.timings_ms.features - fetch_ms)
     return result
-
-
-def axes_fields(axes: EllipseAxes) -> dict[str, float]:
-    """An :class:`Ellipse`'s fields from computed axes."""
-    return {
-        "confidence": axes.confidence,
-        "semi_major_m": axes.semi_major_m,
-        "semi_minor_m": axes.semi_minor_m,
-        "orientation_deg": axes.orientation_deg,
-    }
-
-
-def _alternative_modes(evidence: dict, confidence: float) -> list:
-    """``(lat, lon, axes, relative_likelihood)`` of the alternatives that carry a covariance."""
-    return [
-        (a.lat, a.lon, ellipse_from_covariance(np.asarray(a.covariance_en_m2), confidence),
-         a.relative_likelihood)
-        for a in evidence.get("alternatives", []) if a.covariance_en_m2 is not None
-    ]  # fmt: skip

@@ -102,18 +102,19 @@ def pair_delays(
     spectra = block_spectra(rows)  # [R, B, 2·BLOCK] complex64
     power = (np.abs(spectra) ** 2).mean(axis=1, dtype=np.float64)  # [R, F], over blocks
     # the band actually used: lines out, as if only noise were there
-    heard = signal_bins(power).sum(axis=1) >= MIN_SIGNAL_BINS
+    heard = (over_floor(power) > BAND_OVER_FLOOR).sum(axis=1) >= MIN_SIGNAL_BINS
     power = np.where(spectral_lines(power), noise_floor(power), power)
     # Where receivers heard something and all of it was lines, nothing carries a delay. (A
     # weak receiver whose modulation does not stand out per bin still correlates: its pairs'
     # peak quality decides.)
-    modulated = signal_bins(power).sum(axis=1) >= MIN_SIGNAL_BINS
+    ratio = over_floor(power)
+    modulated = (ratio > BAND_OVER_FLOOR).sum(axis=1) >= MIN_SIGNAL_BINS
     if heard.any() and not modulated.any():
         raise NoSignal(
             "time differences: the receivers hear only spectral lines (a bare carrier's phase "
             "carries no delay)"
         )
-    bandwidth_hz = rms_bandwidth_hz(power[modulated] if modulated.any() else power, fs)
+    bandwidth_hz = rms_bandwidth_hz(ratio[modulated] if modulated.any() else ratio, fs)
     freqs = np.fft.fftfreq(2 * BLOCK, 1 / fs)
     positions = to_ecef(
         [c.lat for c in aligned.captures], [c.lon for c in aligned.captures],
@@ -206,30 +207,28 @@ def block_spectra(rows: np.ndarray) -> np.ndarray:
     return spectra
 
 
-def signal_bins(power: np.ndarray) -> np.ndarray:
-    """``[R, F]``: where the block-averaged power, smoothed over 9 bins, stands
-    ``BAND_OVER_FLOOR`` above the receiver's median bin."""
+def over_floor(power: np.ndarray) -> np.ndarray:
+    """``[R, F]``: the block-averaged power over each receiver's median bin, smoothed over 9
+    bins (a bin is signal where this exceeds ``BAND_OVER_FLOOR``)."""
     floors = np.median(power, axis=1, keepdims=True)
     kernel = np.ones(9) / 9
-    smoothed = np.stack(
+    return np.stack(
         [np.convolve(p / f, kernel, mode="same") for p, f in zip(power, floors, strict=True)]
     )
-    return smoothed > BAND_OVER_FLOOR
 
 
-def rms_bandwidth_hz(power: np.ndarray, fs: float) -> float:
-    """RMS bandwidth of the bins where the mean power ``[R, F]`` (each receiver scaled to its
-    own floor) is signal."""
-    floors = np.median(power, axis=1, keepdims=True)
-    smoothed = np.convolve((power / floors).mean(0), np.ones(9) / 9, mode="same")
+def rms_bandwidth_hz(ratio: np.ndarray, fs: float) -> float:
+    """RMS bandwidth of the bins where the receivers' mean :func:`over_floor` ``ratio``
+    ``[R, F]`` is signal."""
+    smoothed = ratio.mean(0)
     mask = smoothed > BAND_OVER_FLOOR
     if mask.sum() < 8:
         mask = smoothed >= np.sort(smoothed)[-8]
-    freqs = np.fft.fftfreq(power.shape[-1], 1 / fs)
+    freqs = np.fft.fftfreq(ratio.shape[-1], 1 / fs)
     weights = smoothed * mask
     centre = (weights * freqs).sum() / weights.sum()
     rms = float(np.sqrt((weights * (freqs - centre) ** 2).sum() / weights.sum()))
-    return max(rms, fs / power.shape[-1])
+    return max(rms, fs / ratio.shape[-1])
 
 
 def noise_floor(power: np.ndarray) -> np.ndarray:
