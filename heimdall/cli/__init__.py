@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from heimdall.cli import (
+    acquire,
     bench,
     chaos,
     deadletters,
     demo,
+    emulate,
     evaluate,
     flower,
     ingest,
@@ -34,8 +36,8 @@ from heimdall.config import get_settings, redacted_url
 # In the order `heimdall --help` lists them: running the fleet, feeding it, operating it,
 # measuring it, then models.
 VERBS = (
-    worker, submit, ingest, watch, status, lifecycle, deadletters, flower, map_page, demo,
-    localize, simulate, bench, chaos, memory, evaluate, picture, train,
+    worker, submit, ingest, acquire, emulate, watch, status, lifecycle, deadletters, flower,
+    map_page, demo, localize, simulate, bench, chaos, memory, evaluate, picture, train,
 )  # fmt: skip
 
 
@@ -66,7 +68,8 @@ class _Verbs:
 
 GROUPS = """verbs by what they are for:
   run a fleet     worker, status, flower, map, demo
-  send jobs       submit, ingest (recordings, drop folder), localize (in process), simulate
+  send jobs       submit, ingest (recordings, drop folder), acquire (live KiwiSDR receivers),
+                  localize (in process), simulate, emulate (a local KiwiSDR)
   follow results  watch, map, batch
   models          ab, reload, train, eval
   operate         dead-letters, status

@@ -31,6 +31,7 @@ def run_demo(
     network: str = "reference",
     seed: int = 2026,
     timeout_s: float = 300.0,
+    live_s: float | None = None,
 ) -> int:
     from heimdall.harness.fleet import LocalFleet  # the fleet and the simulator: when run
     from heimdall.sim import ScenarioGenerator, SimConfig
@@ -52,6 +53,8 @@ def run_demo(
                 print(fleet.nodes[-1].log_path.read_text()[-4000:])
                 return 1
         say(f"fleet ready: {nodes} node(s) × {concurrency} children")
+        if live_s is not None:
+            return _live(fleet, live_s, seed)
         gen = ScenarioGenerator(SimConfig(network=network), seed=seed)
         truth, sent_s = {}, {}
         with fleet.listener() as heard:  # up before the first submit: no result is missed
@@ -73,6 +76,31 @@ def run_demo(
         say("stopping workers (warm shutdown)")
     say("done")
     return 0 if len(results) == jobs else 1
+
+
+def _live(fleet, seconds: float, seed: int) -> int:
+    """The live path on one machine: emulated KiwiSDR receivers (a simulated LF time-signal
+    station heard by four of them) → ``heimdall acquire kiwi … --submit --wait`` → the fix."""
+    import os
+    import subprocess
+    import sys
+
+    from heimdall.harness.emulated_kiwis import emulated_kiwis
+
+    with emulated_kiwis("--simulate", "--receivers", "4", "--seed", str(seed), "--seconds",
+                        str(max(90.0, 3 * seconds)), count=4) as kiwis:  # fmt: skip
+        lat, lon = kiwis.truth
+        say(f"4 emulated KiwiSDR receivers (heimdall emulate kiwi --simulate) on ports "
+            f"{kiwis.ports[0]}–{kiwis.ports[-1]}; the transmitter is at {lat:.4f}, {lon:.4f}")
+        with tempfile.TemporaryDirectory(prefix="heimdall-live-") as out:
+            command = ["acquire", "kiwi", *kiwis.addresses, "--freq-khz", "77.5", "--seconds",
+                       f"{seconds:g}", "--out", out, "--submit", "--wait"]  # fmt: skip
+            say("heimdall " + " ".join(command))
+            done = subprocess.run([sys.executable, "-m", "heimdall.cli", *command],
+                                  env={**os.environ, **fleet.env})  # fmt: skip
+    say(f"truth: {lat:.4f}, {lon:.4f} (compare the position above)")
+    say("stopping workers (warm shutdown)")
+    return done.returncode
 
 
 def _show(results: dict, truth: dict, jobs: int) -> None:
@@ -107,6 +135,16 @@ def add_parser(sub) -> None:
     p.add_argument("--network", default="reference", choices=RSS_NETWORKS,
                    help="simulated receiver network (default: reference, 7 stations)")
     p.add_argument("--seed", type=int, default=2026, help="simulator seed")
+    p.add_argument(
+        "--live",
+        nargs="?",
+        type=float,
+        const=15.0,
+        default=None,
+        metavar="S",
+        help="instead: emulated KiwiSDR receivers recorded live for S s (default 15) by "
+        "`heimdall acquire kiwi`, submitted, answered",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -117,4 +155,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         network=args.network,
         seed=args.seed,
+        live_s=args.live,
     )

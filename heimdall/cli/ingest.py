@@ -171,16 +171,22 @@ def _deliver(args: argparse.Namespace, made: list[Assembled]) -> int:
     if not args.submit:
         print("(nothing written: give --out FILE or --submit)", file=sys.stderr)
         return 0
+    return submit_jobs([a.job for a in made], args.wait, args.timeout, args.json)
+
+
+def submit_jobs(jobs: list, wait: bool, timeout_s: float, as_json: bool) -> int:
+    """Send ``jobs`` to the fleet; with ``wait``, show their results as they come (a table,
+    or JSON lines), else print their ids."""
     from heimdall.client import Producer
     from heimdall.harness.result_table import show_results
 
-    handles = Producer().submit_many([a.job for a in made])
+    handles = Producer().submit_many(jobs)
     print(f"submitted {plural(len(handles), 'job')}", file=sys.stderr, flush=True)
-    if not args.wait:
+    if not wait:
         for h in handles:
-            print(h.job_id)
+            print(h.job_id, flush=True)
         return 0
-    return show_results(handles, [None] * len(handles), args.timeout, args.json)
+    return show_results(handles, [None] * len(handles), timeout_s, as_json)
 
 
 def show(assembled: Assembled, found: RecordingSet, stream=sys.stdout) -> None:
