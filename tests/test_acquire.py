@@ -98,18 +98,18 @@ def test_a_capture_is_the_receivers_stream_block_for_block(kiwi_set, tmp_path):
 
 
 def test_each_failure_a_receiver_shows_is_named_and_left_out(kiwi_set, tmp_path):
-    wavs = (kiwi_set * 3)[:10]
+    wavs = (kiwi_set * 4)[:11]
     faults = [
         Faults(), Faults(), Faults(),
         Faults(busy=True), Faults(password="secret"), Faults(no_gnss=True),
         Faults(drop_after_s=1.0), Faults(stall_after_s=1.0), Faults(speed=0.4),
-        Faults(reject_apps=True),
+        Faults(reject_apps=True), Faults(gnss_age_s=200),
     ]  # fmt: skip
     result = _capture(wavs, faults, tmp_path, seconds=4.0)
     codes = [None if o.ok else o.failure.code for o in result.outcomes]
     assert codes == [
         None, None, None, "busy", "password", "no_gnss", "dropped", "stalled", "lagging",
-        "rejected",
+        "rejected", "no_gnss",
     ]  # fmt: skip
     assert result.refusal is None
     # what the user reads says what happened
@@ -117,13 +117,13 @@ def test_each_failure_a_receiver_shows_is_named_and_left_out(kiwi_set, tmp_path)
     assert "channels are in use" in text["r3"] and "password refused" in text["r4"]
     assert "no GNSS fix" in text["r5"] and "connection closed after" in text["r6"]
     assert "no frame for 1.5 s" in text["r7"] and "behind real time" in text["r8"]
-    assert "non-Kiwi apps" in text["r9"]
+    assert "non-Kiwi apps" in text["r9"] and "GNSS fix is stale" in text["r10"]
     # the set in the folder is what may be localized together; partial files are set aside
     assert sorted(p.name.split("_")[2] for p in result.directory.glob("*.wav")) == [
         "r0", "r1", "r2",
     ]  # fmt: skip
     aside = sorted(p.name.split("_")[2] for p in (result.directory / LEFT_OUT_DIR).glob("*.wav"))
-    assert aside == ["r6", "r7", "r8"]  # they had started recording
+    assert aside == ["r10", "r6", "r7", "r8"]  # they had started recording
     for path in (result.directory / LEFT_OUT_DIR).glob("*.wav"):
         assert scan(path).blocks  # closed and valid as far as it got
 
@@ -231,7 +231,7 @@ def test_a_live_emulator_gives_each_connection_the_stretch_on_air(kiwi_set, tmp_
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("kiwi.example.org", ("kiwi.example.org", 8073, "kiwi.example.org_8073")),
+        ("kiwi.example.org", ("kiwi.example.org", 8073, "kiwi_example_org_8073")),
         ("10.0.0.5:8074=Twente", ("10.0.0.5", 8074, "Twente")),
         ("host:80=my station/1", ("host", 80, "my_station_1")),
         ("[::1]:8073=v6", ("::1", 8073, "v6")),
@@ -377,3 +377,19 @@ def test_candidates_are_probed_and_the_unusable_passed_over_with_why(kiwi_set, t
     assert verdicts["c4"].startswith("passed over: no GNSS fix (gps_good=0)")
     assert all(verdicts[n].startswith("chosen: SNR") for n in ("c0", "c1", "c2"))
     assert all(p.snr_db > 20 for p in probes[:3])  # a time-signal carrier, well heard
+
+
+def test_receivers_given_without_a_name_take_their_own(kiwi_set, tmp_path):
+    emulators = [Emulator(Source.from_wav(w), _identity(w)) for w in kiwi_set[:3]]
+    emulators[2].identity = Identity("a name far too long to be a station's file name", 1, 2)
+
+    async def run():
+        async with _serving(emulators) as ports:
+            receivers = [parse_receiver(f"127.0.0.1:{p}") for p in ports]
+            return await capture(receivers, FAST, 1.0, tmp_path / "cap"), ports
+
+    result, ports = asyncio.run(run())
+    names = [o.receiver.name for o in result.outcomes]
+    assert names == [_identity(kiwi_set[0]).name, _identity(kiwi_set[1]).name,
+                     f"127_0_0_1_{ports[2]}"]  # fmt: skip
+    assert set(read_positions([result.directory / "gnss_pos"])) == set(names)

@@ -11,13 +11,21 @@ exactly what may be localized together.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heimdall.acquire.receiver import Receiver, Status, fetch_status, has_cic_filter, version_text
+from heimdall.acquire.receiver import (
+    Receiver,
+    Status,
+    fetch_status,
+    has_cic_filter,
+    station_name,
+    version_text,
+)
 from heimdall.acquire.session import ReceiverFailure, Session, Tuning, Window
 from heimdall.ingest.kiwi_writer import gnss_pos_text, kiwi_file_name
 
@@ -73,6 +81,7 @@ async def capture(
     (Ctrl-C), it closes every file (each valid as far as it got) and re-raises."""
     directory.mkdir(parents=True, exist_ok=True)
     statuses = await asyncio.gather(*(_status(r) for r in receivers))
+    receivers = _named(receivers, statuses)
     started = time.time()
     frequency_hz = tuning.frequency_khz * 1e3
     sessions = [
@@ -100,6 +109,16 @@ async def capture(
         reporter.cancel()
     _finish(result, tasks, stations or {})
     return result
+
+
+def _named(receivers: list[Receiver], statuses: list[Status | None]) -> list[Receiver]:
+    """Receivers given without a name take their own (when short and unique in the set)."""
+    own = [station_name(r, s.name if s else None) for r, s in zip(receivers, statuses, strict=True)]
+    return [
+        r if r.named or own.count(name) > 1 or name in {q.name for q in receivers if q.named}
+        else dataclasses.replace(r, name=name)
+        for r, name in zip(receivers, own, strict=True)
+    ]  # fmt: skip
 
 
 async def _status(receiver: Receiver) -> Status | None:

@@ -97,6 +97,7 @@ class Faults:
     busy: bool = False
     password: str | None = None
     no_gnss: bool = False
+    gnss_age_s: int | None = None  # every frame's last fix this old (a stale fix)
     drop_after_s: float | None = None
     stall_after_s: float | None = None
     speed: float = 1.0  # < 1: the stream falls behind real time
@@ -263,7 +264,10 @@ class Emulator:
         shift_ns = round(lap * self.source.duration_s * 1e9)
         total_ns = block.gpssec * 10**9 + block.gpsnsec + shift_ns
         seconds, ns = divmod(total_ns, 10**9)
-        solution = NO_GNSS if self.faults.no_gnss else block.last_gps_solution
+        f = self.faults
+        solution = NO_GNSS if f.no_gnss else block.last_gps_solution
+        if f.gnss_age_s is not None and not f.no_gnss:
+            solution = min(f.gnss_age_s, NO_GNSS - 2)
         power = (
             float(np.mean(block.samples.astype(np.float64) ** 2)) * 2 if len(block.samples) else 0
         )

@@ -19,18 +19,21 @@ NON_KIWI_APP_LIMIT_VERSION = (1, 834)  # owners may reject non-Kiwi apps early f
 _ADDRESS = re.compile(
     r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:=\s]+)(?::(?P<port>[0-9]+))?(?:=(?P<name>.+))?$"
 )
-_NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_NAME_SAFE = re.compile(r"[^A-Za-z0-9_-]+")  # a file name and an Octave field (gnss_pos)
+OWN_NAME_CHARS = 24  # a receiver's own name longer than this is not used for its files
 _VERSION = re.compile(r"v?([0-9]+)\.([0-9]+)")
 _PAIR = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)")
 
 
 @dataclass(frozen=True)
 class Receiver:
-    """``HOST[:PORT][=NAME]`` as given on the command line; ``name`` names its files."""
+    """``HOST[:PORT][=NAME]`` as given on the command line; ``name`` names its files
+    (``named``: given, not made up from the address)."""
 
     host: str
     port: int = DEFAULT_PORT
     name: str = ""
+    named: bool = True
 
     @property
     def label(self) -> str:
@@ -39,8 +42,9 @@ class Receiver:
 
 def parse_receiver(text: str) -> Receiver:
     """``HOST[:PORT][=NAME]`` → :class:`Receiver`; ``ValueError`` naming what is wrong. The
-    name defaults to ``host_port`` and is made safe for a file name (kiwirecorder's
-    ``--station``: letters, digits, ``_ . -``)."""
+    name defaults to ``host_port`` (until the receiver's own name replaces it, see
+    :func:`station_name`) and is made safe for a file name and a ``gnss_pos`` field: letters,
+    digits, ``_`` and ``-``."""
     match = _ADDRESS.match(text.strip())
     if match is None:
         raise ValueError(f"receiver {text!r}: expected HOST[:PORT][=NAME]")
@@ -48,10 +52,23 @@ def parse_receiver(text: str) -> Receiver:
     if not 0 < port < 65536:
         raise ValueError(f"receiver {text!r}: port {port} out of range")
     host = match["host"].strip("[]")
-    name = _NAME_SAFE.sub("_", match["name"] or f"{host}_{port}").strip("_")
+    name = safe_name(match["name"] or f"{host}_{port}")
     if not name:
         raise ValueError(f"receiver {text!r}: the name has no letter or digit")
-    return Receiver(host, port, name)
+    return Receiver(host, port, name, named=match["name"] is not None)
+
+
+def safe_name(text: str) -> str:
+    return _NAME_SAFE.sub("_", text).strip("_")
+
+
+def station_name(receiver: Receiver, own_name: str | None) -> str:
+    """The name for a receiver's files: the one given, else its own (status page ``name``)
+    when short enough to be a file name, else ``host_port``."""
+    if receiver.named or not own_name:
+        return receiver.name
+    name = safe_name(own_name)
+    return name if 0 < len(name) <= OWN_NAME_CHARS else receiver.name
 
 
 def parse_version(text: str | None) -> tuple[int, int] | None:

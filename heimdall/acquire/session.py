@@ -34,7 +34,8 @@ from heimdall.ingest.kiwi_writer import KiwiWavWriter
 
 WEEK_S = 604_800
 KEEPALIVE_S = 1.0
-FIRST_FRAMES_NO_FIX = 4  # this many frames without a fix at the start: no GNSS, channel freed
+NO_FIX_GIVE_UP_S = 2.0  # no fix in the first 2 s of sound: no GNSS, the channel is freed
+STALE_FIX_S = 60  # last_gps_solution beyond this: the clock has run free since the last fix
 START_FROM_FRAME = 3  # real streams' first one or two stamps are stale: the start is read here
 START_SPREAD_S = 10.0  # a receiver starting this far from the others' median: not GNSS time
 
@@ -120,6 +121,8 @@ class Session:
         self._writer: KiwiWavWriter | None = None
         self._file = None
         self._samples = 0
+        self._unfixed_s = 0.0  # sound before the first frame with a fix (not recorded)
+        self._stale = 0  # recorded frames whose fix is older than STALE_FIX_S
         self._first_wall_s: float | None = None
         self._epoch_s: float | None = None  # first stamp, to unwrap the GPS week
 
@@ -272,32 +275,45 @@ class Session:
         p = self.progress
         p.frames += 1
         p.gnss_age_s = stamp.last_gps_solution
-        if p.frames <= FIRST_FRAMES_NO_FIX and not stamp.has_fix:
-            if p.frames == FIRST_FRAMES_NO_FIX:
+        rate = p.rate_hz or 12000.0
+        n = len(frame.samples)
+        if self._writer is None and not stamp.has_fix:  # not yet a fix: wait, a little
+            self._unfixed_s += n / rate
+            if self._unfixed_s >= NO_FIX_GIVE_UP_S:
                 raise ReceiverFailure(
                     "no_gnss",
-                    f"no GNSS fix (last_gps_solution {stamp.last_gps_solution}) in the first "
-                    f"{FIRST_FRAMES_NO_FIX} frames: its time tags are not GNSS time",
+                    f"no GNSS fix (last_gps_solution {stamp.last_gps_solution}) in its first "
+                    f"{self._unfixed_s:.1f} s: its time tags are not GNSS time",
                 )
             return False
-        rate = p.rate_hz or 12000.0
         if self._writer is None:
             self._start(rate)
         self._writer.write_block(
             frame.samples, stamp.gpssec, stamp.gpsnsec, stamp.last_gps_solution
         )
         self.stamps.append((stamp.last_gps_solution, stamp.gpssec, stamp.gpsnsec))
-        n = len(frame.samples)
-        block_start_s = self._unwrap(stamp.gpssec + stamp.gpsnsec * 1e-9)
-        if len(self.stamps) == START_FROM_FRAME:
-            window.started(self.receiver.name, block_start_s - self._samples / rate)
+        self._stale += stamp.has_fix and stamp.last_gps_solution > STALE_FIX_S
+        if len(self.stamps) == START_FROM_FRAME:  # the start, back-projected from this frame
+            start_s = self._unwrap(stamp.gpssec + stamp.gpsnsec * 1e-9) - self._samples / rate
+            window.started(self.receiver.name, start_s)
         self._samples += n
         p.recorded_s = self._samples / rate
         p.state = "recording"
         self._check_lag(rate)
         self._check_clock(window)
-        end = window.end_s
-        return end is not None and block_start_s + n / rate >= end
+        end, start = window.end_s, window.starts.get(self.receiver.name)
+        if end is None or start is None or start + self._samples / rate < end:
+            return False
+        self._check_stale()
+        return True
+
+    def _check_stale(self) -> None:
+        if self._stale > len(self.stamps) / 2:
+            raise ReceiverFailure(
+                "no_gnss",
+                f"its GNSS fix is stale: in {self._stale} of {len(self.stamps)} frames the last "
+                f"solution is over {STALE_FIX_S} s old (its clock free-running since)",
+            )
 
     def _start(self, rate: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,11 @@ def add_parser(sub) -> None:
     k.add_argument("--loop", action="store_true", help="start over at the end (stamps move on)")
     k.add_argument(
         "--live",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="a broadcast on a loop: each connection joins where it is now, not at the "
-        "recording's start (always so with --simulate: each capture differs, as live ones do)",
+        "recording's start (default: on with --simulate, as live receivers' captures differ; "
+        "off with --replay)",
     )
     k.add_argument("--firmware", default="1.834", metavar="MAJ.MIN", help="version it reports")
     k.add_argument("--users-max", type=int, default=4, help="channels")
@@ -56,6 +58,9 @@ def add_parser(sub) -> None:
     bad.add_argument("--busy", action="store_true", help="every channel in use (too_busy)")
     bad.add_argument("--password", default=None, help="refuse any other password (badp=1)")
     bad.add_argument("--no-gnss", action="store_true", help="frames stamped without a fix (255)")
+    bad.add_argument(
+        "--gnss-age", type=int, default=None, metavar="S", help="every fix S s old (stale)"
+    )
     bad.add_argument("--drop-after", type=float, default=None, metavar="S", help="cut the link")
     bad.add_argument(
         "--stall-after", type=float, default=None, metavar="S", help="go silent, stay connected"
@@ -83,7 +88,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         print(f"heimdall emulate: bad {field}", file=sys.stderr)
         return 2
     faults = Faults(
-        busy=args.busy, password=args.password, no_gnss=args.no_gnss,
+        busy=args.busy, password=args.password, no_gnss=args.no_gnss, gnss_age_s=args.gnss_age,
         drop_after_s=args.drop_after, stall_after_s=args.stall_after, speed=args.speed,
         reject_apps=args.reject_apps,
     )  # fmt: skip
@@ -122,7 +127,7 @@ def _emulators(args, faults, firmware, scratch: Path) -> list:
     for i, wav in enumerate(wavs):
         name, lat, lon = _identity(wav, args if args.replay else None)
         identity = Identity(name, lat, lon, firmware, args.users_max)
-        live = args.live or args.simulate
+        live = args.simulate if args.live is None else args.live
         emulator = Emulator(Source.from_wav(wav), identity, faults, args.loop, live)
         out.append((args.port + i, emulator))
     return out
