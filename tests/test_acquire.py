@@ -98,18 +98,18 @@ def test_a_capture_is_the_receivers_stream_block_for_block(kiwi_set, tmp_path):
 
 
 def test_each_failure_a_receiver_shows_is_named_and_left_out(kiwi_set, tmp_path):
-    wavs = (kiwi_set * 4)[:11]
+    wavs = (kiwi_set * 4)[:12]
     faults = [
         Faults(), Faults(), Faults(),
         Faults(busy=True), Faults(password="secret"), Faults(no_gnss=True),
         Faults(drop_after_s=1.0), Faults(stall_after_s=1.0), Faults(speed=0.4),
-        Faults(reject_apps=True), Faults(gnss_age_s=200),
+        Faults(reject_apps=True), Faults(gnss_age_s=200), Faults(time_limit_s=1.0),
     ]  # fmt: skip
     result = _capture(wavs, faults, tmp_path, seconds=4.0)
     codes = [None if o.ok else o.failure.code for o in result.outcomes]
     assert codes == [
         None, None, None, "busy", "password", "no_gnss", "dropped", "stalled", "lagging",
-        "rejected", "no_gnss",
+        "rejected", "no_gnss", "time_limited",
     ]  # fmt: skip
     assert result.refusal is None
     # what the user reads says what happened
@@ -118,12 +118,13 @@ def test_each_failure_a_receiver_shows_is_named_and_left_out(kiwi_set, tmp_path)
     assert "no GNSS fix" in text["r5"] and "connection closed after" in text["r6"]
     assert "no frame for 1.5 s" in text["r7"] and "behind real time" in text["r8"]
     assert "non-Kiwi apps" in text["r9"] and "GNSS fix is stale" in text["r10"]
+    assert "inactivity limit (1 min)" in text["r11"]
     # the set in the folder is what may be localized together; partial files are set aside
     assert sorted(p.name.split("_")[2] for p in result.directory.glob("*.wav")) == [
         "r0", "r1", "r2",
     ]  # fmt: skip
     aside = sorted(p.name.split("_")[2] for p in (result.directory / LEFT_OUT_DIR).glob("*.wav"))
-    assert aside == ["r10", "r6", "r7", "r8"]  # they had started recording
+    assert aside == ["r10", "r11", "r6", "r7", "r8"]  # they had started recording
     for path in (result.directory / LEFT_OUT_DIR).glob("*.wav"):
         assert scan(path).blocks  # closed and valid as far as it got
 

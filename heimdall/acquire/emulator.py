@@ -99,6 +99,7 @@ class Faults:
     no_gnss: bool = False
     gnss_age_s: int | None = None  # every frame's last fix this old (a stale fix)
     drop_after_s: float | None = None
+    time_limit_s: float | None = None  # MSG inactivity_timeout, then close, after this long
     stall_after_s: float | None = None
     speed: float = 1.0  # < 1: the stream falls behind real time
     reject_apps: bool = False  # close before streaming, as a v1.834 owner limiting apps
@@ -234,6 +235,10 @@ class Emulator:
                 elapsed = clock() - started
                 if f.drop_after_s is not None and elapsed >= f.drop_after_s:
                     ws.transport.abort()  # a dropped link: no close frame
+                    return
+                if f.time_limit_s is not None and elapsed >= f.time_limit_s:
+                    await ws.send(encode_msg(inactivity_timeout=max(1, round(f.time_limit_s / 60))))
+                    await ws.close(1000, "inactivity time limit")
                     return
                 if f.stall_after_s is not None and elapsed >= f.stall_after_s:
                     await ws.wait_closed()  # connected, silent

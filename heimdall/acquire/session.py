@@ -377,6 +377,28 @@ def _raise_refusal(items: dict[str, str | None], status: Status | None) -> None:
     if badp is not None and badp != "0":
         code, text = reasons.get(badp, ("rejected", f"refused the connection (badp={badp})"))
         raise ReceiverFailure(code, text, retry_later=code == "busy")
+    if "ip_limit" in items:
+        minutes = (items["ip_limit"] or "?").split(",")[0]
+        raise ReceiverFailure(
+            "time_limited",
+            f"this address has used its {minutes} min of the receiver's 24 h per-IP limit — "
+            "not retried this run",
+        )
+    if "inactivity_timeout" in items:
+        raise ReceiverFailure(
+            "time_limited",
+            f"the receiver's inactivity limit ({items['inactivity_timeout']} min) ended the "
+            "session",
+            retry_later=True,
+        )
+    if "kiwi_kick" in items:
+        raise ReceiverFailure("rejected", "the receiver's owner closed the connection (kick)")
+    if "exclusive_use" in items:
+        raise ReceiverFailure("busy", "locked for exclusive use", retry_later=True)
+    if "wb_only" in items:
+        raise ReceiverFailure("rejected", "serves wideband (/wb) connections only")
+    if "password_timeout" in items:
+        raise ReceiverFailure("password", "password authentication timed out")
     if "down" in items:
         raise ReceiverFailure("down", "the receiver says it is down", retry_later=True)
     if "redirect" in items:

@@ -63,6 +63,10 @@ def add_parser(sub) -> None:
     )
     bad.add_argument("--drop-after", type=float, default=None, metavar="S", help="cut the link")
     bad.add_argument(
+        "--time-limit", type=float, default=None, metavar="S",
+        help="end the session after S s with MSG inactivity_timeout (a time-limited receiver)",
+    )  # fmt: skip
+    bad.add_argument(
         "--stall-after", type=float, default=None, metavar="S", help="go silent, stay connected"
     )
     bad.add_argument(
@@ -90,6 +94,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     faults = Faults(
         busy=args.busy, password=args.password, no_gnss=args.no_gnss, gnss_age_s=args.gnss_age,
         drop_after_s=args.drop_after, stall_after_s=args.stall_after, speed=args.speed,
+        time_limit_s=args.time_limit,
         reject_apps=args.reject_apps,
     )  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
