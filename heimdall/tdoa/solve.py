@@ -267,17 +267,20 @@ class _Model:
         """Gauss–Newton with Levenberg damping from a grid point: (lat, lon, cost)."""
         damping = 1e-3
         current = float(self.cost(lat, lon))
+        frame = LocalFrame(lat, lon)
+        jac, z = self._jacobian(frame)  # recomputed only when the point moves
         for _ in range(50):
-            jac, z = self._jacobian(LocalFrame(lat, lon))
             h = jac.T @ jac
             step = np.linalg.solve(h + damping * np.diag(np.diag(h) + 1e-12), -jac.T @ z)
-            new_lat, new_lon = (float(v) for v in LocalFrame(lat, lon).to_latlon(*step))
+            new_lat, new_lon = (float(v) for v in frame.to_latlon(*step))
             new = float(self.cost(new_lat, new_lon))
             if new < current:
                 lat, lon, current = new_lat, new_lon, new
                 damping = max(damping / 10, 1e-9)
                 if np.hypot(*step) < 0.01:
                     break
+                frame = LocalFrame(lat, lon)
+                jac, z = self._jacobian(frame)
             else:
                 damping *= 10
                 if damping > 1e6:
