@@ -133,7 +133,7 @@ def fractional_resample(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
         weights = table[row] * (1 - alpha) + table[row + 1] * alpha
         first = base + offsets[0]
         if windows is not None and first.min() >= 0 and first.max() <= len(x) - TAPS:
-            taps = windows[first]  # one gather of whole windows: ~2.5× faster than per tap
+            taps = windows[first]  # one gather of whole windows (about 2× faster)
         else:  # near an end: per-tap indices, clipped
             taps = x[np.clip(first[:, None] + np.arange(TAPS)[None, :], 0, len(x) - 1)]
         out[lo : lo + CHUNK] = np.einsum("ij,ij->i", taps, weights)
