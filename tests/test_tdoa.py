@@ -189,7 +189,7 @@ def test_hybrid_without_a_usable_rss_prior_answers_by_time_and_says_so(localizer
     assert methods == {"tdoa", "hybrid"}
 
 
-def _synthetic_pairs(shift_s: np.ndarray, seed: int = 3):
+def _synthetic_pairs(shift_s: np.ndarray, pair_sigma_s: float = 3e-6):
     """Pair delays of a transmitter inside the reference network, each receiver's arrival
     moved by ``shift_s`` (an echo's pull), with the geometry they came from."""
     from heimdall.sim.stations import REFERENCE_NETWORK
@@ -204,7 +204,7 @@ def _synthetic_pairs(shift_s: np.ndarray, seed: int = 3):
     arrival = geometry.delays_s(*truth) + shift_s
     count = len(lats)
     pairs = [
-        PairDelay(a, b, float(arrival[a] - arrival[b]), 3e-6, 1e-7, 1.0, 8)
+        PairDelay(a, b, float(arrival[a] - arrival[b]), pair_sigma_s, 1e-7, 1.0, 8)
         for a in range(count)
         for b in range(a + 1, count)
     ]
@@ -236,6 +236,47 @@ def test_one_receiver_pulled_by_an_echo_moves_the_fix_less_than_least_squares_do
     ordinary_m = np.hypot(*ordinary)
     assert ordinary_m > 500  # the shift matters
     assert robust_m < 0.5 * ordinary_m
+
+
+def test_a_receiver_whose_arrival_misfits_gets_the_sigma_its_misfit_shows():
+    """Closed form: arrivals off by ``e`` give pair residuals e_a − e_b; the receiver misfit is
+    e − mean(e) and its σ is that misfit × √(R/(R−3)) (3 unknowns spent), never below the
+    nominal σ; with 3 receivers there is no redundancy and the nominal σ stands."""
+    from heimdall.tdoa.correlate import PairDelay
+    from heimdall.tdoa.solve import empirical_sigma_s
+
+    def pairs_of(count):
+        return [PairDelay(a, b, 0.0, 1e-6, 1e-7, 1.0, 8)
+                for a in range(count) for b in range(a + 1, count)]  # fmt: skip
+
+    nominal = np.full(6, 1e-6)
+    e = np.array([9e-6, 0.0, 0.0, 0.0, 0.0, 0.0])
+    pairs = pairs_of(6)
+    residual = np.array([e[p.a] - e[p.b] for p in pairs])
+    expected = np.maximum(nominal, np.abs(e - e.mean()) * np.sqrt(6 / 3))
+    np.testing.assert_allclose(empirical_sigma_s(residual, pairs, nominal), expected, rtol=1e-9)
+    assert expected[0] == pytest.approx(7.5e-6 * np.sqrt(2))  # the misfit, not the nominal
+    assert expected[1] == pytest.approx(1.5e-6 * np.sqrt(2))  # its share on the others
+
+    three = pairs_of(3)
+    residual3 = np.array([e[p.a] - e[p.b] for p in three])
+    np.testing.assert_array_equal(empirical_sigma_s(residual3, three, nominal[:3]), nominal[:3])
+
+
+def test_an_echo_pulled_receiver_leaves_the_truth_inside_the_95_ellipse():
+    """A 4 µs pull on one of 7 receivers (nominal σ 1 µs, under the pair-outlier test): the fix
+    moves, and its ellipse — from the receivers' σ as the residuals show them, not the robust
+    fit's weights — still holds the truth (χ²₂ 95 %)."""
+    from heimdall.geo.enu import LocalFrame
+    from heimdall.tdoa.solve import locate
+
+    shift = np.zeros(7)
+    shift[5] = 4e-6
+    geometry, pairs, truth = _synthetic_pairs(shift, pair_sigma_s=1.4e-6)
+    fix = locate(geometry, pairs, np.full(7, 1e-6))
+    offset = LocalFrame(fix.lat, fix.lon).to_enu(*truth)[:2]
+    assert np.hypot(*offset) > 100  # the pull moved the fix
+    assert offset @ np.linalg.inv(fix.covariance_en_m2) @ offset < 5.991
 
 
 def test_pair_sigma_is_honest_for_a_weak_4fsk_signal():

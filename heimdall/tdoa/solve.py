@@ -4,9 +4,10 @@ The pair delays share each receiver's clock error, so they are weighted by their
 covariance ``A·diag(σ_clock²)·Aᵀ + diag(σ_pair²)`` (generalized least squares), not as if they
 were independent. A coarse grid over the receivers' hull plus a margin finds the likelihood's
 local optima; Gauss–Newton refines each. The best is the estimate, others within a likelihood
-ratio are ``alternatives``. Covariance is ``(JᵀWJ)⁻¹`` at the optimum, in a tangent plane at
-the estimate, inflated by χ²/dof when the residuals say the σ's were too small. A receiver
-whose clock disagrees with the rest is dropped when that removes the misfit.
+ratio are ``alternatives``. The position is a robust (soft-L1) fit; its covariance is
+``(JᵀWJ)⁻¹`` at the optimum, in a tangent plane at the estimate, with each receiver's σ as the
+data show it (:func:`empirical_sigma_s`). A receiver whose clock disagrees with the rest is
+dropped when that removes the misfit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ OUTLIER_SIGMAS = 4.0  # a pair this far off the fit is a wrong peak, not noise
 MIN_PAIRS_AFTER_REJECTION = 3
 ROBUST_SCALE = 0.4  # soft-L1 knee, in receiver σ's: echo shifts are heavy-tailed (DESIGN §11)
 ROBUST_ITERATIONS = 3
+MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA = 4  # 3 receivers: one dof, spent on the pairs' closure
 MAX_SIGMA_EXTENTS = 3.0  # a position σ is at most this × the receivers' extent
 DECISIVE_PRIOR = 2 * np.log(20.0)  # −2 log likelihood margin for a prior to overrule time
 
@@ -138,15 +140,15 @@ def choose_mode(
         return fix
     lat, lon, _ = modes[order[0]]
     model = _Model(geometry, fix.pairs, receiver_sigma_s)
-    covariance, chi2 = model.covariance(lat, lon)
+    chi2 = float(model.cost(lat, lon))
     residual = model.residual_s(lat, lon)
-    covariance = covariance * variance_factor(chi2, fix.dof)
     best = scores[order[0]]
     return Fix(
-        lat, lon, covariance, chi2, fix.dof,
+        lat, lon, honest_covariance(geometry, fix.pairs, receiver_sigma_s, lat, lon), chi2,
+        fix.dof,
         alternatives=[
-            model.alternative(modes[k][0], modes[k][1], float(np.exp(-(scores[k] - best) / 2)),
-                              fix.dof)
+            _alternative(geometry, fix.pairs, receiver_sigma_s, modes[k][0], modes[k][1],
+                         float(np.exp(-(scores[k] - best) / 2)))
             for k in order[1:]
         ],
         dropped=fix.dropped,
@@ -163,31 +165,75 @@ def variance_factor(chi2: float, dof: int) -> float:
     return max(1.0, chi2 / dof) if dof > 0 else 1.0
 
 
+def empirical_sigma_s(
+    residual_s: np.ndarray, pairs: list[PairDelay], receiver_sigma_s: np.ndarray
+) -> np.ndarray:
+    """Each receiver's timing σ (s) as the fit's residuals show it: its nominal σ, or its own
+    arrival misfit when larger, scaled by √(R/(R−3)) for the 3 unknowns (east, north, common
+    time) that R arrivals spend — a heteroskedasticity-consistent ("sandwich", HC-style)
+    estimate per receiver. An echo pull or a wrong peak is a bias of one receiver, not noise
+    spread over all pairs: a χ²/dof over the pairs dilutes it and the robust fit's weights
+    (which down-weight it to move the position less) are no σ at all. With fewer than 4
+    receivers there is no receiver-level redundancy and the nominal σ stands."""
+    nominal = np.asarray(receiver_sigma_s, dtype=np.float64)
+    used = _receivers(pairs)
+    if len(used) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
+        return nominal
+    misfit = np.abs(_arrival_misfit_s(residual_s, pairs, len(nominal)))
+    scale = np.sqrt((len(used) - 3) / len(used))
+    return np.maximum(nominal, misfit / scale)
+
+
+def honest_covariance(
+    geometry: Geometry,
+    pairs: list[PairDelay],
+    receiver_sigma_s: np.ndarray,
+    lat: float,
+    lon: float,
+) -> np.ndarray:
+    """East/north covariance (m²) of a position at (lat, lon): ``(JᵀWJ)⁻¹`` with the receivers'
+    :func:`empirical_sigma_s` there; with 3 receivers, the nominal σ's widened by χ²/dof."""
+    residual = _Model(geometry, pairs, receiver_sigma_s).residual_s(lat, lon)
+    sigma = empirical_sigma_s(residual, pairs, receiver_sigma_s)
+    covariance, chi2 = _Model(geometry, pairs, sigma).covariance(lat, lon)
+    if len(_receivers(pairs)) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
+        covariance = covariance * variance_factor(chi2, len(pairs) - 2)
+    return covariance
+
+
+def _receivers(pairs: list[PairDelay]) -> list[int]:
+    return sorted({p.a for p in pairs} | {p.b for p in pairs})
+
+
 def _robust(geometry, pairs, receiver_sigma_s) -> Fix:
     """:func:`_locate` with each receiver's timing σ reweighted from its own residual
     (iteratively reweighted least squares for a soft-L1 loss): an echo moves one receiver's
-    arrival by a heavy-tailed amount, and a Gaussian fit lets one such receiver pull the rest."""
+    arrival by a heavy-tailed amount, and a Gaussian fit lets one such receiver pull the rest.
+    The weights place the estimate; its covariance comes from the nominal σ's."""
     sigma = np.asarray(receiver_sigma_s, dtype=np.float64)
     fix = _locate(geometry, pairs, sigma)
     for _ in range(ROBUST_ITERATIONS):
-        z = receiver_residuals_s(fix, pairs, len(sigma)) / sigma
+        z = _arrival_misfit_s(fix.residual_s, pairs, len(sigma)) / sigma
         weight = 1.0 / np.sqrt(1.0 + (z / ROBUST_SCALE) ** 2)
-        fix = _locate(geometry, pairs, sigma / np.sqrt(weight))
+        fix = _locate(geometry, pairs, sigma, fit_sigma_s=sigma / np.sqrt(weight))
     return fix
 
 
-def receiver_residuals_s(fix: Fix, pairs: list[PairDelay], count: int) -> np.ndarray:
+def _arrival_misfit_s(residual_s: np.ndarray, pairs: list[PairDelay], count: int) -> np.ndarray:
     """Per receiver, the arrival-time misfit (zero mean) that best explains the pair residuals."""
     incidence = np.zeros((len(pairs), count))
     incidence[np.arange(len(pairs)), [p.a for p in pairs]] = 1.0
     incidence[np.arange(len(pairs)), [p.b for p in pairs]] = -1.0
-    return np.linalg.pinv(incidence) @ fix.residual_s
+    return np.linalg.pinv(incidence) @ residual_s
 
 
-def _locate(geometry, pairs, receiver_sigma_s) -> Fix:
+def _locate(geometry, pairs, receiver_sigma_s, fit_sigma_s=None) -> Fix:
+    """The fix weighted by ``fit_sigma_s`` (default: the receivers' σ), its covariance and its
+    alternatives' from ``receiver_sigma_s`` (:func:`honest_covariance`)."""
     if len(pairs) < 2:
         raise TooFewPairs(f"only {len(pairs)} receiver pairs correlate; a fix needs 2")
-    model = _Model(geometry, pairs, receiver_sigma_s)
+    fit_sigma_s = receiver_sigma_s if fit_sigma_s is None else fit_sigma_s
+    model = _Model(geometry, pairs, fit_sigma_s)
     frame = frame_at_centroid(geometry.lats, geometry.lons)
     enu = frame.to_enu(geometry.lats, geometry.lons)[:, :2]
     extent = float(np.ptp(enu, axis=0).max())
@@ -211,17 +257,18 @@ def _locate(geometry, pairs, receiver_sigma_s) -> Fix:
             optima.append((float(lat[r, c]), float(lon[r, c]), float(cost[r, c])))
     optima = _distinct(optima)
     best = min(optima, key=lambda o: o[2])
-    cov, chi2 = model.covariance(best[0], best[1])
+    chi2 = best[2]
     dof = len(pairs) - 2
     alternatives = [
-        model.alternative(o[0], o[1], float(np.exp(-(o[2] - best[2]) / 2)), dof)
+        _alternative(geometry, pairs, receiver_sigma_s, o[0], o[1],
+                     float(np.exp(-(o[2] - best[2]) / 2)))
         for o in sorted(optima, key=lambda o: o[2])
         if o is not best and np.exp(-(o[2] - best[2]) / 2) >= ALTERNATIVE_RATIO
     ][:MAX_ALTERNATIVES]
     residual = model.residual_s(best[0], best[1])
     normalized = np.abs(residual) / np.array([p.sigma_s for p in pairs])
     worst = int(np.argmax(normalized))
-    cov = cov * variance_factor(chi2, dof)
+    cov = honest_covariance(geometry, pairs, receiver_sigma_s, best[0], best[1])
     return Fix(
         best[0], best[1], cov, chi2, dof, alternatives,
         residual_rms_s=float(np.sqrt(np.mean(residual**2))),
@@ -229,6 +276,16 @@ def _locate(geometry, pairs, receiver_sigma_s) -> Fix:
         pairs=list(pairs),
         outlier=pairs[worst] if normalized[worst] > OUTLIER_SIGMAS else None,
     )  # fmt: skip
+
+
+def _alternative(geometry, pairs, receiver_sigma_s, lat, lon, relative_likelihood) -> dict:
+    """Another mode: where, how likely against the best, and its own covariance (east/north m²,
+    as the estimate's: :func:`honest_covariance`)."""
+    covariance = honest_covariance(geometry, pairs, receiver_sigma_s, lat, lon)
+    return {
+        "lat": lat, "lon": lon, "relative_likelihood": relative_likelihood,
+        "covariance_en_m2": covariance.tolist(),
+    }  # fmt: skip
 
 
 class _Model:
@@ -295,16 +352,6 @@ class _Model:
             lat, lon = frame.to_latlon(d[0], d[1])
             cols.append((self.whitened(float(lat), float(lon)) - z) / step_m)
         return np.stack(cols, axis=1), z
-
-    def alternative(self, lat: float, lon: float, relative_likelihood: float, dof: int) -> dict:
-        """Another mode: where, how likely against the best, and its own covariance (east/north
-        m², inflated by its χ²/dof as the estimate's is)."""
-        covariance, chi2 = self.covariance(lat, lon)
-        covariance = covariance * variance_factor(chi2, dof)
-        return {
-            "lat": lat, "lon": lon, "relative_likelihood": relative_likelihood,
-            "covariance_en_m2": covariance.tolist(),
-        }  # fmt: skip
 
     def covariance(self, lat: float, lon: float) -> tuple[np.ndarray, float]:
         """(JᵀJ)⁻¹ in the tangent plane at the estimate (east, north, m²) and χ² of the data.
