@@ -351,3 +351,18 @@ def test_three_stations_that_cannot_choose_show_both_crossings(localizer):
         offset = LocalFrame(lat, lon).to_enu(scenario.true_lat, scenario.true_lon)[:2]
         held.append(float(mahalanobis_sq(offset, np.array(cov))) <= limit)
     assert any(held)
+
+
+def test_simulated_bandwidth_is_the_rms_formula_and_nan_when_nothing_was_sent():
+    """Two equal tones at ±300 Hz have B_rms = 300 Hz; a CW capture with the key up for the
+    whole window has no bandwidth (NaN, and no division warning)."""
+    import warnings
+
+    from heimdall.sim.tdoa import _rms_bandwidth_hz
+
+    t = np.arange(1000) / 1000.0
+    tones = np.exp(2j * np.pi * 300 * t) + np.exp(-2j * np.pi * 300 * t)
+    assert _rms_bandwidth_hz(tones, 1000.0) == pytest.approx(300.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_rms_bandwidth_hz(np.zeros(1000, complex), 1000.0))

@@ -91,7 +91,9 @@ def _row(localizer, gen, network, signal, method, jobs) -> list:
             failures[result.error.code.value] += 1
             continue
         tally.add_result(result, scenario.true_lat, scenario.true_lon)
-        ratios.append(tally.error_m[-1] / crlb_m(scenario))
+        bound_m = crlb_m(scenario)
+        if np.isfinite(bound_m):  # a capture with nothing sent has no bound
+            ratios.append(tally.error_m[-1] / bound_m)
     e, d = np.array(tally.error_m), np.array(tally.d2)
     failed = ", ".join(f"{n} {c}" for c, n in failures.items()) or "0"
     if not len(e):
@@ -100,7 +102,7 @@ def _row(localizer, gen, network, signal, method, jobs) -> list:
         network, signal, method, jobs, failed,
         f"{np.median(e):.0f}", f"{np.percentile(e, 90):.0f}", f"{np.percentile(e, 95):.0f}",
         f"{covered(d, 0.50):.3f}", f"{covered(d, 0.95):.3f}",
-        f"{np.median(ratios):.1f}", f"{np.median(seconds):.2f}",
+        f"{np.median(ratios):.1f}" if ratios else "-", f"{np.median(seconds):.2f}",
     ]  # fmt: skip
 
 
