@@ -70,6 +70,19 @@ class Fix:
     residual_rms_s: float = 0.0
     residual_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per pair, at the fix
     pairs: list[PairDelay] = field(default_factory=list)  # the pairs the fix used
+
+
+@dataclass
+class _Optimum:
+    """Where one weighting of the pairs puts the likelihood's best optimum, and its others."""
+
+    lat: float
+    lon: float
+    chi2: float
+    dof: int
+    modes: list[tuple[float, float, float]]  # other optima: lat, lon, relative likelihood
+    residual_s: np.ndarray  # per pair, at the optimum
+    pairs: list[PairDelay]
     outlier: PairDelay | None = None  # the worst pair, when it is beyond OUTLIER_SIGMAS
 
 
@@ -96,12 +109,12 @@ def locate(
 ) -> Fix:
     """The ML fix from pair delays and each receiver's timing σ (s)."""
     pairs = list(pairs)
-    fix = _robust(geometry, pairs, receiver_sigma_s)
-    while fix.outlier is not None and len(pairs) > MIN_PAIRS_AFTER_REJECTION:
-        pairs.remove(fix.outlier)
-        fix = _robust(geometry, pairs, receiver_sigma_s)
-    receivers = {p.a for p in pairs} | {p.b for p in pairs}
-    if fix.dof > 0 and stats.chi2.sf(fix.chi2, fix.dof) < OUTLIER_P and len(receivers) >= 5:
+    found = _robust(geometry, pairs, receiver_sigma_s)
+    while found.outlier is not None and len(pairs) > MIN_PAIRS_AFTER_REJECTION:
+        pairs.remove(found.outlier)
+        found = _robust(geometry, pairs, receiver_sigma_s)
+    receivers = _receivers(pairs)
+    if found.dof > 0 and stats.chi2.sf(found.chi2, found.dof) < OUTLIER_P and len(receivers) >= 5:
         trials = []
         for r in receivers:
             kept = [p for p in pairs if r not in (p.a, p.b)]
@@ -113,9 +126,8 @@ def locate(
         if trials:
             _, r, best = min(trials, key=lambda x: x[0])
             if best.dof > 0 and stats.chi2.sf(best.chi2, best.dof) > OUTLIER_P:
-                best.dropped = [r]
-                return best
-    return fix
+                return _fix(geometry, best, receiver_sigma_s, dropped=[r])
+    return _fix(geometry, found, receiver_sigma_s)
 
 
 def choose_mode(
@@ -140,21 +152,34 @@ def choose_mode(
         return fix
     lat, lon, _ = modes[order[0]]
     model = _Model(geometry, fix.pairs, receiver_sigma_s)
-    chi2 = float(model.cost(lat, lon))
-    residual = model.residual_s(lat, lon)
     best = scores[order[0]]
+    others = [(modes[k][0], modes[k][1], float(np.exp(-(scores[k] - best) / 2)))
+              for k in order[1:]]  # fmt: skip
+    chosen = _Optimum(lat, lon, float(model.cost(lat, lon)), fix.dof, others,
+                      model.residual_s(lat, lon), fix.pairs)  # fmt: skip
+    return _fix(geometry, chosen, receiver_sigma_s, dropped=fix.dropped)
+
+
+def _fix(geometry, found: _Optimum, receiver_sigma_s, dropped: list[int] | None = None) -> Fix:
+    """The fix at ``found``: its covariance and each alternative's from the receivers' σ as
+    the data show them (:func:`honest_covariance`), computed once, for the answer only."""
+    alternatives = [
+        {
+            "lat": lat, "lon": lon, "relative_likelihood": likelihood,
+            "covariance_en_m2": honest_covariance(
+                geometry, found.pairs, receiver_sigma_s, lat, lon
+            ).tolist(),
+        }
+        for lat, lon, likelihood in found.modes
+    ]  # fmt: skip
     return Fix(
-        lat, lon, honest_covariance(geometry, fix.pairs, receiver_sigma_s, lat, lon), chi2,
-        fix.dof,
-        alternatives=[
-            _alternative(geometry, fix.pairs, receiver_sigma_s, modes[k][0], modes[k][1],
-                         float(np.exp(-(scores[k] - best) / 2)))
-            for k in order[1:]
-        ],
-        dropped=fix.dropped,
-        residual_rms_s=float(np.sqrt(np.mean(residual**2))),
-        residual_s=residual,
-        pairs=fix.pairs,
+        found.lat, found.lon,
+        honest_covariance(geometry, found.pairs, receiver_sigma_s, found.lat, found.lon),
+        found.chi2, found.dof, alternatives,
+        dropped=dropped or [],
+        residual_rms_s=float(np.sqrt(np.mean(found.residual_s**2))),
+        residual_s=found.residual_s,
+        pairs=found.pairs,
     )  # fmt: skip
 
 
@@ -205,17 +230,17 @@ def _receivers(pairs: list[PairDelay]) -> list[int]:
     return sorted({p.a for p in pairs} | {p.b for p in pairs})
 
 
-def _robust(geometry, pairs, receiver_sigma_s) -> Fix:
+def _robust(geometry, pairs, receiver_sigma_s) -> _Optimum:
     """:func:`_locate` with each receiver's timing σ reweighted from its own residual
     (iteratively reweighted least squares for a soft-L1 loss): an echo moves one receiver's
     arrival by a heavy-tailed amount, and a Gaussian fit lets one such receiver pull the rest.
-    The weights place the estimate; its covariance comes from the nominal σ's."""
+    The weights place the estimate; its covariance is the caller's (:func:`_fix`)."""
     sigma = np.asarray(receiver_sigma_s, dtype=np.float64)
     fix = _locate(geometry, pairs, sigma)
     for _ in range(ROBUST_ITERATIONS):
         z = _arrival_misfit_s(fix.residual_s, pairs, len(sigma)) / sigma
         weight = 1.0 / np.sqrt(1.0 + (z / ROBUST_SCALE) ** 2)
-        fix = _locate(geometry, pairs, sigma, fit_sigma_s=sigma / np.sqrt(weight))
+        fix = _locate(geometry, pairs, sigma / np.sqrt(weight))
     return fix
 
 
@@ -227,13 +252,11 @@ def _arrival_misfit_s(residual_s: np.ndarray, pairs: list[PairDelay], count: int
     return np.linalg.pinv(incidence) @ residual_s
 
 
-def _locate(geometry, pairs, receiver_sigma_s, fit_sigma_s=None) -> Fix:
-    """The fix weighted by ``fit_sigma_s`` (default: the receivers' σ), its covariance and its
-    alternatives' from ``receiver_sigma_s`` (:func:`honest_covariance`)."""
+def _locate(geometry, pairs, receiver_sigma_s) -> _Optimum:
+    """The likelihood's optima with the pairs weighted by ``receiver_sigma_s``."""
     if len(pairs) < 2:
         raise TooFewPairs(f"only {len(pairs)} receiver pairs correlate; a fix needs 2")
-    fit_sigma_s = receiver_sigma_s if fit_sigma_s is None else fit_sigma_s
-    model = _Model(geometry, pairs, fit_sigma_s)
+    model = _Model(geometry, pairs, receiver_sigma_s)
     frame = frame_at_centroid(geometry.lats, geometry.lons)
     enu = frame.to_enu(geometry.lats, geometry.lons)[:, :2]
     extent = float(np.ptp(enu, axis=0).max())
@@ -257,35 +280,18 @@ def _locate(geometry, pairs, receiver_sigma_s, fit_sigma_s=None) -> Fix:
             optima.append((float(lat[r, c]), float(lon[r, c]), float(cost[r, c])))
     optima = _distinct(optima)
     best = min(optima, key=lambda o: o[2])
-    chi2 = best[2]
-    dof = len(pairs) - 2
-    alternatives = [
-        _alternative(geometry, pairs, receiver_sigma_s, o[0], o[1],
-                     float(np.exp(-(o[2] - best[2]) / 2)))
+    modes = [
+        (o[0], o[1], float(np.exp(-(o[2] - best[2]) / 2)))
         for o in sorted(optima, key=lambda o: o[2])
         if o is not best and np.exp(-(o[2] - best[2]) / 2) >= ALTERNATIVE_RATIO
     ][:MAX_ALTERNATIVES]
     residual = model.residual_s(best[0], best[1])
     normalized = np.abs(residual) / np.array([p.sigma_s for p in pairs])
     worst = int(np.argmax(normalized))
-    cov = honest_covariance(geometry, pairs, receiver_sigma_s, best[0], best[1])
-    return Fix(
-        best[0], best[1], cov, chi2, dof, alternatives,
-        residual_rms_s=float(np.sqrt(np.mean(residual**2))),
-        residual_s=residual,
-        pairs=list(pairs),
+    return _Optimum(
+        best[0], best[1], best[2], len(pairs) - 2, modes, residual, list(pairs),
         outlier=pairs[worst] if normalized[worst] > OUTLIER_SIGMAS else None,
     )  # fmt: skip
-
-
-def _alternative(geometry, pairs, receiver_sigma_s, lat, lon, relative_likelihood) -> dict:
-    """Another mode: where, how likely against the best, and its own covariance (east/north m²,
-    as the estimate's: :func:`honest_covariance`)."""
-    covariance = honest_covariance(geometry, pairs, receiver_sigma_s, lat, lon)
-    return {
-        "lat": lat, "lon": lon, "relative_likelihood": relative_likelihood,
-        "covariance_en_m2": covariance.tolist(),
-    }  # fmt: skip
 
 
 class _Model:
