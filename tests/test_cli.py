@@ -198,3 +198,13 @@ def test_submit_takes_a_jobs_file_as_localize_does(jobs_file, capsys):
     jobs_file.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     assert main(["submit", str(jobs_file)]) == 2  # refused before anything is sent
     assert "job 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", ["0", "-5", "30s"])
+def test_eval_refuses_a_capture_length_that_is_not_a_positive_count(given, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "--method", "tdoa", "--samples", given])
+    assert info.value.code == 2
+    assert f"argument --samples: expected a whole number above 0, got '{given}'" in (
+        capsys.readouterr().err
+    )

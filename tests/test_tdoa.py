@@ -7,7 +7,7 @@ import pytest
 from geographiclib.geodesic import Geodesic
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, geodesic_m, propagation_m
-from heimdall.harness.scoring import error_m, inside_ellipse
+from heimdall.harness.scoring import error_m, inside_an_ellipse, inside_ellipse
 from heimdall.schemas.job import Clock
 from heimdall.sim.signals import make_signal
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
@@ -136,25 +136,30 @@ def test_captures_that_do_not_overlap_have_no_common_time(localizer):
     assert result.error.code == "no_common_time" and "overlap" in result.error.message
 
 
-def test_an_hf_set_from_kiwisdr_files_localizes_by_time(localizer, tmp_path):
-    """The whole path from files: simulated KiwiSDR WAVs → ingest (GNSS fit) → TDoA."""
+def test_hf_sets_from_kiwisdr_files_localize_by_time(localizer, tmp_path):
+    """The whole path from files: simulated KiwiSDR WAVs → ingest (GNSS fit) → TDoA, for 8 sets
+    of 10 s. A 95 % ellipse misses one truth in 20 by design, so one set is no test of it: at
+    least 6 of 8 (7.6 expected; 5 or fewer has a chance of 0.6 % if the ellipses are honest)."""
     from heimdall.ingest import assemble
     from heimdall.ingest.kiwi import read_sets
     from heimdall.sim.kiwiwav import write_kiwi_set
 
     config = TdoaSimConfig(network="hf", num_samples=(120_000, 120_000), clock_sigma_ns=(1, 1))
-    scenario = TdoaScenarioGenerator(config, seed=6).next(kind="nfm")
-    wavs = write_kiwi_set(scenario.job, tmp_path, stamp_noise_ns=40.0)
-    (found,) = read_sets(wavs)
-    job = assemble(found).job
-    assert all(r.clock.source == "gnss" and r.clock.uncertainty_ns < 60 for r in job.receivers)
-    for ingested, original in zip(job.receivers, scenario.job.receivers, strict=True):
-        assert abs(ingested.sample_rate_hz / original.sample_rate_hz - 1) < 0.1e-6
-    result = localizer.localize(job)
-    assert result.status == "ok" and result.method == "tdoa", result.error
-    # stations ~1000 km apart, a sky wave at each (DESIGN §11): tens of µs per pair
-    assert error_m(result, scenario.true_lat, scenario.true_lon) < 40_000
-    assert inside_ellipse(result, scenario.true_lat, scenario.true_lon)
+    gen = TdoaScenarioGenerator(config, seed=6)
+    inside = []
+    for k in range(8):
+        scenario = gen.next(kind="nfm")
+        (found,) = read_sets(write_kiwi_set(scenario.job, tmp_path / str(k), stamp_noise_ns=40.0))
+        job = assemble(found).job
+        assert all(r.clock.source == "gnss" and r.clock.uncertainty_ns < 60 for r in job.receivers)
+        for ingested, original in zip(job.receivers, scenario.job.receivers, strict=True):
+            assert abs(ingested.sample_rate_hz / original.sample_rate_hz - 1) < 0.1e-6
+        result = localizer.localize(job)
+        assert result.status == "ok" and result.method == "tdoa", result.error
+        # stations ~1000 km apart, a sky wave at each (DESIGN §11): tens of µs per pair
+        assert error_m(result, scenario.true_lat, scenario.true_lon) < 40_000
+        inside.append(inside_ellipse(result, scenario.true_lat, scenario.true_lon))
+    assert sum(inside) >= 6
 
 
 def test_picture_is_a_png_of_the_fix(tmp_path, model_dir):
@@ -351,6 +356,8 @@ def test_three_stations_that_cannot_choose_show_both_crossings(localizer):
         offset = LocalFrame(lat, lon).to_enu(scenario.true_lat, scenario.true_lon)[:2]
         held.append(float(mahalanobis_sq(offset, np.array(cov))) <= limit)
     assert any(held)
+    assert inside_an_ellipse(result, scenario.true_lat, scenario.true_lon) is True
+    assert inside_ellipse(result, scenario.true_lat, scenario.true_lon) == held[0]
 
 
 def test_simulated_bandwidth_is_the_rms_formula_and_nan_when_nothing_was_sent():

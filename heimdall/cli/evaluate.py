@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from heimdall.cli.options import METHODS, NETWORKS, SIGNALS, TDOA_NETWORKS, model_dir
+from heimdall.cli.options import (
+    METHODS,
+    NETWORKS,
+    SIGNALS,
+    TDOA_NETWORKS,
+    model_dir,
+    positive_int,
+)
 
 
 def add_parser(sub) -> None:
@@ -40,6 +47,13 @@ def add_parser(sub) -> None:
         default="echo",
         help="with --method: one echo per receiver (default) or none (the CRLB's own model)",
     )
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=None,
+        help="with --method: every capture this many samples long (default 10 000–50 000; "
+        "360000 = 30 s at HF/LF's 12 kHz, as KiwiSDR sets come)",
+    )
     p.set_defaults(func=cmd_eval)
 
 
@@ -53,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         networks = args.network or list(TDOA_NETWORKS)
         rows = evaluate_time(
             directory, args.method, networks, args.signal, args.jobs, args.seed,
-            multipath=args.multipath == "echo",
+            multipath=args.multipath == "echo", num_samples=args.samples,
         )  # fmt: skip
         print(time_table(rows))
         return 0

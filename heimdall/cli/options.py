@@ -1,8 +1,9 @@
 """What several verbs share: choices taken from the schema types (never retyped), the model
-directory of a version, and reading a JSON-lines file of jobs."""
+directory of a version, reading a JSON-lines file of jobs, and argument types."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,17 @@ NETWORKS: tuple[str, ...] = tuple(dict.fromkeys(RSS_NETWORKS + TDOA_NETWORKS))
 SIGNALS: tuple[str, ...] = get_args(SignalKind)
 SIM_KINDS = ("rss", "tdoa")  # heimdall.sim.jobs.KINDS (not imported: the simulator is heavy)
 JSON_HELP = "print one heimdall.result/1 JSON object per line instead of a table"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero (its message names what was given)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return value
 
 
 def model_dir(version: str | None) -> Path:

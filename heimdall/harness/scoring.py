@@ -38,6 +38,22 @@ def inside_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | N
     return d2 <= chi2_2dof_scale(result.ellipse.confidence) ** 2
 
 
+def inside_an_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | None:
+    """Whether the truth lies inside the estimate's ellipse or one of its ``alternatives``'
+    (e.g. the other crossing of a 3-station fix, shown beside it); None without an ellipse."""
+    inside = inside_ellipse(result, true_lat, true_lon)
+    if inside is None or inside or result.ellipse is None:
+        return inside
+    limit = chi2_2dof_scale(result.ellipse.confidence) ** 2
+    for mode in result.alternatives or []:
+        if mode.covariance_en_m2 is None:
+            continue
+        offset = LocalFrame(mode.lat, mode.lon).to_enu(true_lat, true_lon)[:2]
+        if float(mahalanobis_sq(np.asarray(offset, dtype=float), mode.covariance_en_m2)) <= limit:
+            return True
+    return False
+
+
 def covered(d2: np.ndarray, confidence: float) -> float:
     """Share of squared Mahalanobis distances inside the ``confidence`` ellipse."""
     return float((np.asarray(d2) <= chi2_2dof_scale(confidence) ** 2).mean())

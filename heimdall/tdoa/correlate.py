@@ -50,6 +50,7 @@ SKY_FLOOR_S_HZ = 0.015  # × 1/RMS bandwidth: a sky wave's pull (MF/HF); hf cov9
 SKY_WAVE_BOTTOM_HZ = 300_000.0
 SKY_WAVE_TOP_HZ = 30_000_000.0
 RECEIVER_BIAS_FLOOR_S = 2.5e-6  # a pair of receivers' fixed biases, ±3 µs each (below 30 MHz)
+SKY_FADING_S = 4.0  # a sky wave's fading period (Doppler ±0.5 Hz); longer captures average it
 LINE_BACKGROUND_BINS = 129  # a line is judged against the median of this many bins around it
 LINE_OVER_BACKGROUND = 4.0  # a line's peak stands this far above that background …
 LINE_SKIRT_BINS = 6  # … and this many bins away (past the Hann main lobe, ±4 padded bins)
@@ -72,23 +73,40 @@ class PairDelay:
     blocks_used: int
 
 
-def systematic_floor_s(rms_bandwidth_hz: float, frequency_hz: float = 1e9) -> float:
-    """σ a pair delay cannot beat on real paths, for the band the correlation used.
+def systematic_floor_s(
+    rms_bandwidth_hz: float, frequency_hz: float = 1e9, duration_s: float = 0.0
+) -> float:
+    """σ a pair delay cannot beat on real paths, for the band the correlation used and a
+    capture ``duration_s`` long.
 
     An unresolved echo moves the peak by up to g·δ/(1+g) (µs for the 0.5–20 µs echoes of
     VHF); a narrow signal locates only its edges (∝ 1/B). Below 30 MHz receivers carry fixed
-    biases of a few µs (antenna, cable, filters), and from 300 kHz to 30 MHz a sky wave
-    50–500 µs late, comparable at night, shifts the peak by a share of the main lobe (∝ 1/B).
-    An LF ground wave by day is taken as the sky wave's clear winner (D-layer absorption):
-    at night its ellipses are too small (README). Fitted on the TDoA simulator with all of
-    these (``heimdall eval --method tdoa``)."""
+    biases of a few µs (antenna, cable, filters), and a sky wave 50–500 µs late, unresolved,
+    shifts the peak by a share of the main lobe (∝ 1/B): from 300 kHz to 30 MHz a term of its
+    own (comparable at night); at LF, where the ground wave wins by day (D-layer absorption),
+    the narrow term fitted with it in. The sky wave's pull turns with its fading phase, so a
+    capture of N fading periods sees ~1/√N of it (:func:`sky_fading_average`): below 30 MHz
+    both 1/B terms shrink with the capture's length. Fitted on the TDoA simulator with all of
+    these (``heimdall eval --method tdoa``; 30 s LF sets: ``scripts/lf_time_signal_sets.py``).
+    At night, or with a sky wave that fades slower than ``SKY_FADING_S``, the ellipses are too
+    small (README)."""
     bandwidth = max(rms_bandwidth_hz, 1.0)
-    terms = [ECHO_FLOOR_S, NARROW_FLOOR_S_HZ / bandwidth]
-    if frequency_hz < SKY_WAVE_TOP_HZ:
-        terms.append(RECEIVER_BIAS_FLOOR_S)
-        if frequency_hz >= SKY_WAVE_BOTTOM_HZ:
-            terms.append(SKY_FLOOR_S_HZ / bandwidth)
+    if frequency_hz >= SKY_WAVE_TOP_HZ:
+        return float(np.hypot(ECHO_FLOOR_S, NARROW_FLOOR_S_HZ / bandwidth))
+    band_limited = [NARROW_FLOOR_S_HZ / bandwidth]
+    if frequency_hz >= SKY_WAVE_BOTTOM_HZ:
+        band_limited.append(SKY_FLOOR_S_HZ / bandwidth)
+    terms = [ECHO_FLOOR_S, RECEIVER_BIAS_FLOOR_S]
+    terms += [t * sky_fading_average(duration_s) for t in band_limited]
     return float(np.sqrt(np.sum(np.square(terms))))
+
+
+def sky_fading_average(duration_s: float) -> float:
+    """The share of a fading sky wave's pull left in a capture ``duration_s`` long:
+    √(period / duration) once it spans more than one fading period ``SKY_FADING_S``.
+    Measured on the simulator (LF time signal, pair delay error beyond the statistical σ):
+    the sky wave doubles it in 1–4 s captures and leaves it unchanged in 30 s ones."""
+    return float(np.sqrt(SKY_FADING_S / max(duration_s, SKY_FADING_S)))
 
 
 def pair_delays(
@@ -96,7 +114,7 @@ def pair_delays(
 ) -> tuple[list[PairDelay], float, np.ndarray]:
     """Every pair's delay with σ, the signal's RMS bandwidth (Hz), and each receiver's own
     timing σ (s): its clock and half the systematic pair floor ``floor_s`` (default
-    :func:`systematic_floor_s` of that bandwidth and the tuned frequency)."""
+    :func:`systematic_floor_s` of that bandwidth, the tuned frequency and the window's length)."""
     rows = remove_lo_offsets(aligned)
     fs = aligned.rate_hz
     spectra = block_spectra(rows)  # [R, B, 2·BLOCK] complex64
@@ -122,7 +140,7 @@ def pair_delays(
     )  # fmt: skip
     clocks = np.array([c.clock_sigma_ns for c in aligned.captures]) * 1e-9
     if floor_s is None:
-        floor_s = systematic_floor_s(bandwidth_hz, aligned.center_frequency_hz)
+        floor_s = systematic_floor_s(bandwidth_hz, aligned.center_frequency_hz, aligned.duration_s)
     # Clock error and an unresolved echo belong to a receiver, not to a pair: every pair
     # with that receiver shares them (the solver weighs pairs with that covariance).
     receiver_s = np.sqrt(clocks**2 + floor_s**2 / 2)
