@@ -50,7 +50,7 @@ SKY_FLOOR_S_HZ = 0.015  # × 1/RMS bandwidth: a sky wave's pull (MF/HF); hf cov9
 SKY_WAVE_BOTTOM_HZ = 300_000.0
 SKY_WAVE_TOP_HZ = 30_000_000.0
 RECEIVER_BIAS_FLOOR_S = 2.5e-6  # a pair of receivers' fixed biases, ±3 µs each (below 30 MHz)
-SKY_FADING_S = 4.0  # a sky wave's fading period (Doppler ±0.5 Hz); longer captures average it
+SKY_FADING_S = 4.0  # a sky wave's fading period: 1/mean |Doppler| for Doppler uniform in ±0.5 Hz
 LINE_BACKGROUND_BINS = 129  # a line is judged against the median of this many bins around it
 LINE_OVER_BACKGROUND = 4.0  # a line's peak stands this far above that background …
 LINE_SKIRT_BINS = 6  # … and this many bins away (past the Hann main lobe, ±4 padded bins)
@@ -104,8 +104,9 @@ def systematic_floor_s(
 def sky_fading_average(duration_s: float) -> float:
     """The share of a fading sky wave's pull left in a capture ``duration_s`` long:
     √(period / duration) once it spans more than one fading period ``SKY_FADING_S``.
-    Measured on the simulator (LF time signal, pair delay error beyond the statistical σ):
-    the sky wave doubles it in 1–4 s captures and leaves it unchanged in 30 s ones."""
+    Measured on the simulator (LF time signal, median pair-delay error): the sky wave doubles
+    it in 1–4 s captures (12.8 against 6.4 µs without) and hardly changes it in 30 s ones
+    (3.9 against 3.4 µs)."""
     return float(np.sqrt(SKY_FADING_S / max(duration_s, SKY_FADING_S)))
 
 
