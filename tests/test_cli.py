@@ -208,3 +208,15 @@ def test_eval_refuses_a_capture_length_that_is_not_a_positive_count(given, capsy
     assert f"argument --samples: expected a whole number above 0, got '{given}'" in (
         capsys.readouterr().err
     )
+
+
+def test_eval_by_time_reports_the_other_crossing_beside_the_estimate(capsys):
+    """Truth in the 95 % ellipse or an alternative's can only add to truth in the estimate's."""
+    assert main(["eval", "--method", "tdoa", "--network", "random", "--signal", "nfm",
+                 "--jobs", "4", "--samples", "20000"]) == 0  # fmt: skip
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+
+    def value(column: str) -> float:  # the table is left-aligned under its headers
+        return float(row[header.index(column):].split()[0])
+
+    assert 0.0 <= value("in 95%") <= value("95% or alt") <= 1.0
