@@ -31,27 +31,30 @@ def error_m(result: Result, true_lat: float, true_lon: float) -> float:
 def inside_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | None:
     """Whether the truth lies inside the result's ellipse (at its confidence); None when the
     result has no ellipse."""
-    offset = truth_offset_en_m(result, true_lat, true_lon)
-    if offset is None or result.covariance_en_m2 is None or result.ellipse is None:
+    if result.position is None or result.covariance_en_m2 is None or result.ellipse is None:
         return None
-    d2 = float(mahalanobis_sq(offset, result.covariance_en_m2))
-    return d2 <= chi2_2dof_scale(result.ellipse.confidence) ** 2
+    return _holds(result.position.lat, result.position.lon, result.covariance_en_m2,
+                  true_lat, true_lon, result.ellipse.confidence)  # fmt: skip
 
 
 def inside_an_ellipse(result: Result, true_lat: float, true_lon: float) -> bool | None:
     """Whether the truth lies inside the estimate's ellipse or one of its ``alternatives``'
     (e.g. the other crossing of a 3-station fix, shown beside it); None without an ellipse."""
     inside = inside_ellipse(result, true_lat, true_lon)
-    if inside is None or inside or result.ellipse is None:
+    if inside is None or inside:
         return inside
-    limit = chi2_2dof_scale(result.ellipse.confidence) ** 2
-    for mode in result.alternatives or []:
-        if mode.covariance_en_m2 is None:
-            continue
-        offset = LocalFrame(mode.lat, mode.lon).to_enu(true_lat, true_lon)[:2]
-        if float(mahalanobis_sq(np.asarray(offset, dtype=float), mode.covariance_en_m2)) <= limit:
-            return True
-    return False
+    return any(
+        _holds(mode.lat, mode.lon, mode.covariance_en_m2, true_lat, true_lon,
+               result.ellipse.confidence)
+        for mode in result.alternatives or []
+        if mode.covariance_en_m2 is not None
+    )  # fmt: skip
+
+
+def _holds(lat, lon, covariance_en_m2, true_lat, true_lon, confidence: float) -> bool:
+    """Whether the ``confidence`` ellipse of a Gaussian at (lat, lon) holds the truth."""
+    offset = np.asarray(LocalFrame(lat, lon).to_enu(true_lat, true_lon)[:2], dtype=float)
+    return float(mahalanobis_sq(offset, covariance_en_m2)) <= chi2_2dof_scale(confidence) ** 2
 
 
 def covered(d2: np.ndarray, confidence: float) -> float:
