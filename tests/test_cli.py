@@ -210,6 +210,21 @@ def test_eval_refuses_a_capture_length_that_is_not_a_positive_count(given, capsy
     )
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--samples", "360000"], "--samples"),
+        (["--signal", "am-voice", "--multipath", "none"], "--signal --multipath"),
+        (["--method", "tdoa", "--record"], "--record"),
+    ],
+)
+def test_eval_refuses_an_option_the_chosen_eval_would_ignore(argv, named, capsys):
+    """Without --method the RSS eval runs: a figure from it is not one of 30 s captures."""
+    assert main(["eval", "--jobs", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("heimdall eval: ") and named in err
+
+
 def test_eval_by_time_reports_the_other_crossing_beside_the_estimate(capsys):
     """Truth in the 95 % ellipse or an alternative's can only add to truth in the estimate's."""
     assert main(["eval", "--method", "tdoa", "--network", "random", "--signal", "nfm",

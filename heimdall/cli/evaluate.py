@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from heimdall.cli.options import (
     METHODS,
@@ -12,6 +13,8 @@ from heimdall.cli.options import (
     model_dir,
     positive_int,
 )
+
+TIME_ONLY_OPTIONS = ("signal", "multipath", "samples")  # attributes only --method uses
 
 
 def add_parser(sub) -> None:
@@ -38,14 +41,15 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--signal",
         nargs="+",
-        default=list(SIGNALS),
+        default=None,
         choices=SIGNALS,
+        help="with --method: the signal families (default: all)",
     )
     p.add_argument(
         "--multipath",
         choices=["echo", "none"],
-        default="echo",
-        help="with --method: one echo per receiver (default) or none (the CRLB's own model)",
+        default=None,
+        help="with --method: one echo per receiver (default: echo) or none (the CRLB's own model)",
     )
     p.add_argument(
         "--samples",
@@ -57,17 +61,34 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_eval)
 
 
+def misplaced_option(args: argparse.Namespace) -> str | None:
+    """Why the options cannot go together, or None: an option the chosen eval would ignore is
+    refused rather than silently dropped (a figure measured without what was asked for)."""
+    if args.method and args.record:
+        return "--record writes the RSS eval's figures into the manifest; it takes no --method"
+    if args.method:
+        return None
+    given = [f"--{name}" for name in TIME_ONLY_OPTIONS if getattr(args, name) is not None]
+    if given:
+        return f"{' '.join(given)} shape the TDoA simulator's jobs, so they need --method"
+    return None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from heimdall.measure.evaluation import evaluate, record_metrics, summary_table
 
+    problem = misplaced_option(args)
+    if problem:
+        print(f"heimdall eval: {problem}", file=sys.stderr)
+        return 2
     directory = model_dir(args.model)
     if args.method:
         from heimdall.measure.time_eval import evaluate_time, time_table
 
         networks = args.network or list(TDOA_NETWORKS)
         rows = evaluate_time(
-            directory, args.method, networks, args.signal, args.jobs, args.seed,
-            multipath=args.multipath == "echo", num_samples=args.samples,
+            directory, args.method, networks, args.signal or list(SIGNALS), args.jobs,
+            args.seed, multipath=args.multipath != "none", num_samples=args.samples,
         )  # fmt: skip
         print(time_table(rows))
         return 0
