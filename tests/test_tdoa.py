@@ -373,3 +373,61 @@ def test_simulated_bandwidth_is_the_rms_formula_and_nan_when_nothing_was_sent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isnan(_rms_bandwidth_hz(np.zeros(1000, complex), 1000.0))
+
+
+def _three_station_fix(transmitter):
+    """A fix from exact LF pair delays at three stations (receiver σ 3 µs), its pairs'
+    covariance and geometry."""
+    from heimdall.tdoa.correlate import PairDelay
+    from heimdall.tdoa.solve import Geometry, locate
+
+    stations = [(45.0, 0.0), (45.0, 4.0), (47.5, 2.0)]
+    geometry = Geometry(np.array([s[0] for s in stations]), np.array([s[1] for s in stations]),
+                        np.zeros(3), 77.5e3)  # fmt: skip
+    arrival = geometry.delays_s(*transmitter)
+    order = [(0, 1), (0, 2), (1, 2)]
+    pairs = [PairDelay(a, b, float(arrival[a] - arrival[b]), 3e-6 * np.sqrt(2), 1e-7, 1.0, 8)
+             for a, b in order]  # fmt: skip
+    incidence = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0], [0.0, 1.0, -1.0]])
+    covariance_s2 = incidence @ incidence.T * (3e-6) ** 2 + np.eye(3) * 1e-14
+    return locate(geometry, pairs, np.full(3, 3e-6)), geometry, pairs, covariance_s2
+
+
+def _d2_of(points_en_m: np.ndarray, covariance_en_m2) -> np.ndarray:
+    return np.einsum("ki,ij,kj->k", points_en_m, np.linalg.inv(covariance_en_m2), points_en_m)
+
+
+@pytest.mark.parametrize(("transmitter", "bends"), [((49.5, 7.0), True), ((46.0, 2.0), False)])
+def test_three_station_ellipse_holds_the_likelihoods_own_95_region(transmitter, bends):
+    """Brute force, independent of the solver: −2 log likelihood of the three pair delays on a
+    3 km grid around the fix; every point within χ²₂(95 %) = 5.991 of its minimum must be in
+    the fix's 95 % ellipse. Far outside the stations the region is a bent valley that the
+    ellipse of the curvature at the fix, (JᵀC⁻¹J)⁻¹ by finite differences, misses; inside them
+    the two agree and nothing is widened."""
+    from heimdall.geo.enu import LocalFrame
+
+    fix, geometry, pairs, covariance_s2 = _three_station_fix(transmitter)
+    frame = LocalFrame(fix.lat, fix.lon)
+    grid_m = np.arange(-900e3, 900e3 + 1, 3e3)
+    east, north = np.meshgrid(grid_m, grid_m)
+    tof = geometry.delays_s(*frame.to_latlon(east, north))
+    measured = np.array([p.delay_s for p in pairs])
+    residual = measured - np.stack([tof[..., p.a] - tof[..., p.b] for p in pairs], axis=-1)
+    cost = np.einsum("...i,ij,...j->...", residual, np.linalg.inv(covariance_s2), residual)
+    inside = cost - cost.min() <= 5.991
+    region = np.stack([east[inside], north[inside]], axis=1)
+
+    here = geometry.delays_s(fix.lat, fix.lon)
+    columns = []
+    for step in np.eye(2) * 10.0:
+        there = geometry.delays_s(*frame.to_latlon(*step))
+        columns.append([(there[p.a] - there[p.b] - here[p.a] + here[p.b]) / 10.0 for p in pairs])
+    jac = np.array(columns).T
+    curvature = np.linalg.inv(jac.T @ np.linalg.inv(covariance_s2) @ jac)
+
+    assert _d2_of(region, fix.covariance_en_m2).max() <= 5.991 * 1.05  # a 3 km grid's rounding
+    if bends:
+        assert _d2_of(region, curvature).max() > 5.991 * 1.2  # the premise: it would miss
+    else:
+        scale_m2 = np.abs(curvature).max()
+        np.testing.assert_allclose(fix.covariance_en_m2, curvature, rtol=0.02, atol=0.02 * scale_m2)

@@ -21,6 +21,7 @@ from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
 from heimdall.geo.enu import LocalFrame, frame_at_centroid
 from heimdall.schemas.errors import HeimdallError
 from heimdall.tdoa.correlate import PairDelay
+from heimdall.tdoa.valley import covering, valley_floor
 
 GRID_POINTS = 121
 MIN_MARGIN_M = 20_000.0
@@ -33,6 +34,7 @@ ROBUST_SCALE = 0.4  # soft-L1 knee, in receiver σ's: echo shifts are heavy-tail
 ROBUST_ITERATIONS = 3
 MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA = 4  # 3 receivers: one dof, spent on the pairs' closure
 MAX_SIGMA_EXTENTS = 3.0  # a position σ is at most this × the receivers' extent
+VALLEY_LIMIT = float(stats.chi2.ppf(0.95, 2))  # the likelihood's 95 % region must be inside
 DECISIVE_PRIOR = 2 * np.log(20.0)  # −2 log likelihood margin for a prior to overrule time
 
 
@@ -217,13 +219,24 @@ def honest_covariance(
     lon: float,
 ) -> np.ndarray:
     """East/north covariance (m²) of a position at (lat, lon): ``(JᵀWJ)⁻¹`` with the receivers'
-    :func:`empirical_sigma_s` there; with 3 receivers, the nominal σ's widened by χ²/dof."""
+    :func:`empirical_sigma_s` there; with 3 receivers, the nominal σ's widened by χ²/dof.
+    Where the likelihood's 95 % region bends out of that ellipse, widened along it
+    (:mod:`heimdall.tdoa.valley`)."""
     residual = _Model(geometry, pairs, receiver_sigma_s).residual_s(lat, lon)
     sigma = empirical_sigma_s(residual, pairs, receiver_sigma_s)
-    covariance, chi2 = _Model(geometry, pairs, sigma).covariance(lat, lon)
-    if len(_receivers(pairs)) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
-        covariance = covariance * variance_factor(chi2, len(pairs) - 2)
-    return covariance
+    model = _Model(geometry, pairs, sigma)
+    covariance, chi2 = model.covariance(lat, lon)
+    if len(_receivers(pairs)) >= MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
+        return covariance
+    factor = variance_factor(chi2, len(pairs) - 2)
+    covariance = covariance * factor
+    # three receivers: a long, bent likelihood valley (a transmitter far outside them) holds
+    # points its curvature's ellipse misses: widen it along the valley (tdoa.valley)
+    floor = valley_floor(
+        lambda la, lo: model.cost(la, lo) / factor, lat, lon, covariance, VALLEY_LIMIT,
+        model.max_sigma_m,
+    )  # fmt: skip
+    return covering(covariance, floor, VALLEY_LIMIT)
 
 
 def _receivers(pairs: list[PairDelay]) -> list[int]:
