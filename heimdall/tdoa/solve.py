@@ -21,7 +21,7 @@ from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
 from heimdall.geo.enu import LocalFrame, frame_at_centroid
 from heimdall.schemas.errors import HeimdallError
 from heimdall.tdoa.correlate import PairDelay
-from heimdall.tdoa.valley import covering, valley_floor
+from heimdall.tdoa.valley import covering, valley_points
 
 GRID_POINTS = 121
 MIN_MARGIN_M = 20_000.0
@@ -232,11 +232,11 @@ def honest_covariance(
     covariance = covariance * factor
     # three receivers: a long, bent likelihood valley (a transmitter far outside them) holds
     # points its curvature's ellipse misses: widen it along the valley (tdoa.valley)
-    floor = valley_floor(
+    region = valley_points(
         lambda la, lo: model.cost(la, lo) / factor, lat, lon, covariance, VALLEY_LIMIT,
         model.max_sigma_m,
     )  # fmt: skip
-    return covering(covariance, floor, VALLEY_LIMIT)
+    return covering(covariance, region, VALLEY_LIMIT)
 
 
 def _receivers(pairs: list[PairDelay]) -> list[int]:

@@ -8,10 +8,13 @@ tens of σ outside it. Measured on 30 s 3-station LF sets (``scripts/lf_time_sig
 2020``): two truths 61 and 87 km from the estimate, at −2 log likelihood only 1.9 and 1.2 above
 the optimum's, had d² = 46 and 4159 in its covariance.
 
-:func:`valley_floor` walks the valley from the optimum both ways, along the lowest cost across
-it, while the cost stays within ``limit`` of the optimum's; :func:`covering` widens a covariance
-along the valley's own spread until every such point lies inside the ellipse of the same
-χ² limit. Where the likelihood is Gaussian the walk stays inside the ellipse and nothing changes.
+:func:`valley_points` walks the valley from the optimum both ways, along the lowest cost across
+it, and keeps its floor and edges while the cost stays within ``limit`` of the optimum's;
+:func:`covering` widens a covariance along their spread until every such point lies inside the
+ellipse of the same χ² limit. Where the likelihood is Gaussian the walk stays inside the
+ellipse and nothing changes. Used for 3-receiver fixes: with more, the solver's per-receiver
+empirical σ already widens the ellipse, and widening again over-covers (random network, NFM
+cov50 0.59 → 0.64).
 """
 
 from __future__ import annotations
@@ -31,22 +34,22 @@ MAX_WIDENING = 1e6  # the valley's spread is added at most this many times
 Cost = Callable[[np.ndarray, np.ndarray], np.ndarray]  # −2 log likelihood at lat, lon arrays
 
 
-def valley_floor(
+def valley_points(
     cost: Cost, lat: float, lon: float, covariance_en_m2: np.ndarray, limit: float,
     max_distance_m: float,
 ) -> np.ndarray:  # fmt: skip
     """East/north offsets (m) from (lat, lon) of the region where the cost is within ``limit`` of
     its value at (lat, lon): walked both ways from the major axis along the valley, a point near
-    its floor and its two edges at each step; ``[K, 3·steps, 2]``."""
+    its floor and its two edges at each step; ``[K, 2]``."""
     frame = LocalFrame(lat, lon)
-    values, vectors = np.linalg.eigh(np.asarray(covariance_en_m2, dtype=np.float64))
-    sigma_major_m = float(np.sqrt(max(values[-1], 1e-6)))
-    sigma_minor_m = float(np.sqrt(max(values[0], 1e-6)))
+    variances_m2, axes = np.linalg.eigh(np.asarray(covariance_en_m2, dtype=np.float64))
+    sigma_major_m = float(np.sqrt(max(variances_m2[-1], 1e-6)))
+    sigma_minor_m = float(np.sqrt(max(variances_m2[0], 1e-6)))
     step_m = STEP_SIGMAS * sigma_major_m
     base = float(cost(np.array(lat), np.array(lon)))
     points = []
     for sign in (1.0, -1.0):
-        here, tangent = np.zeros(2), sign * vectors[:, -1]
+        here, tangent = np.zeros(2), sign * axes[:, -1]
         reach_m = max(MIN_ACROSS_SIGMAS * sigma_minor_m, step_m)
         for _ in range(MAX_STEPS):
             ahead = here + step_m * tangent
