@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
 from heimdall.harness.console import Progress, format_table
 from heimdall.inference.localizer import Localizer
 from heimdall.sim.signals import SIGNAL_KINDS
@@ -38,12 +37,7 @@ def used_pairs(localizer: Localizer, network: str, signal: str, jobs: int, seed:
         progress.update(i + 1)
         if result.status != "ok" or result.tdoa is None:
             continue
-        frequency_hz = scenario.job.receivers[0].center_frequency_hz
-        flight_s = {
-            s.receiver_id: float(propagation_m(frequency_hz, scenario.true_lat, scenario.true_lon,
-                                               10.0, s.lat, s.lon, s.alt_m)) / SPEED_OF_LIGHT_M_S
-            for s in scenario.stations
-        }  # fmt: skip
+        flight_s = scenario.flight_s()
         for pair in result.tdoa.pairs:
             error_s = pair.delay_s - (flight_s[pair.a] - flight_s[pair.b])
             rows.append((error_s, pair.sigma_s, pair.peak_quality))

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, propagation_m
 from heimdall.harness.console import format_table
 from heimdall.inference.localizer import Localizer
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
@@ -29,12 +28,7 @@ def pair_errors_us(localizer: Localizer, config: TdoaSimConfig, jobs: int, seed:
         result = localizer.localize(scenario.job.model_copy(update={"method": "tdoa"}))
         if result.status != "ok":
             continue
-        frequency_hz = scenario.job.receivers[0].center_frequency_hz
-        flight_s = {
-            s.receiver_id: float(propagation_m(frequency_hz, scenario.true_lat, scenario.true_lon,
-                                               10.0, s.lat, s.lon, s.alt_m)) / SPEED_OF_LIGHT_M_S
-            for s in scenario.stations
-        }  # fmt: skip
+        flight_s = scenario.flight_s()
         for pair in result.tdoa.pairs:
             errors.append((pair.delay_s - (flight_s[pair.a] - flight_s[pair.b])) * 1e6)
     return np.array(errors)

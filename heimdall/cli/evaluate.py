@@ -70,7 +70,7 @@ def misplaced_option(args: argparse.Namespace) -> str | None:
         return None
     given = [f"--{name}" for name in TIME_ONLY_OPTIONS if getattr(args, name) is not None]
     if given:
-        return f"{' '.join(given)} shape the TDoA simulator's jobs, so they need --method"
+        return f"{' '.join(given)}: only with --method (they shape the TDoA simulator's jobs)"
     return None
 
 

@@ -86,6 +86,16 @@ class TdoaScenario:
     num_samples: int
     job: IQJob
 
+    def flight_s(self) -> dict[str, float]:
+        """Each station's time of flight from the truth (s) by receiver id, on the path the
+        simulator delays it by (a transmitter 10 m up): what a pair delay is scored against."""
+        frequency_hz = self.job.receivers[0].center_frequency_hz
+        return {
+            s.receiver_id: float(propagation_m(frequency_hz, self.true_lat, self.true_lon, 10.0,
+                                               s.lat, s.lon, s.alt_m)) / SPEED_OF_LIGHT_M_S
+            for s in self.stations
+        }  # fmt: skip
+
 
 class TdoaScenarioGenerator:
     """Reproducible stream of :class:`TdoaScenario` from ``(config, seed)``."""
