@@ -54,7 +54,8 @@ def captures_of(job: IQJob) -> list[TimedCapture]:
 
 def job_figures(scenario: TdoaScenario) -> tuple[float, float, float, float, float] | None:
     """(d² of the whole error, of its receiver part, of its pair part, and the covariance's
-    expected d² of each part) of one job; None when a pair is weak or nothing correlates."""
+    expected d² of each part) of one job; None when a pair is weak, nothing correlates or the
+    geometry leaves a direction free."""
     captures = captures_of(scenario.job)
     try:
         pairs, _, receiver_sigma_s = pair_delays(align(captures, max_samples=MAX_WINDOW_SAMPLES))
@@ -71,7 +72,10 @@ def job_figures(scenario: TdoaScenario) -> tuple[float, float, float, float, flo
     jacobian = _jacobian(captures, pairs, scenario)
     weight = np.linalg.inv(receiver_cov + pair_cov)
     information = jacobian.T @ weight @ jacobian
-    gain = np.linalg.solve(information, jacobian.T @ weight)  # position error per pair error
+    try:
+        gain = np.linalg.solve(information, jacobian.T @ weight)  # position error per pair error
+    except np.linalg.LinAlgError:  # receivers on one line: a direction the delays do not fix
+        return None
 
     def d2(error: np.ndarray) -> float:
         shift = gain @ error
