@@ -28,9 +28,10 @@ from heimdall.schemas.job import IQJob
 from heimdall.sim.signals import SIGNAL_KINDS
 from heimdall.sim.tdoa import TdoaScenario, TdoaScenarioGenerator, TdoaSimConfig
 from heimdall.tdoa.align import TimedCapture, align
-from heimdall.tdoa.correlate import PairDelay, pair_delays
+from heimdall.tdoa.correlate import pair_delays
 from heimdall.tdoa.fuse import MAX_WINDOW_SAMPLES
 from heimdall.tdoa.solve import Geometry
+from heimdall.tdoa.solve import incidence as pair_incidence
 
 STRONG_PEAK = 0.2  # pair_calibration.py's weak band ends here
 STEP_M = 1.0  # finite difference for the Jacobian
@@ -66,7 +67,7 @@ def job_figures(scenario: TdoaScenario) -> tuple[float, float, float, float, flo
     flight = scenario.flight_s()
     ids = [c.receiver_id for c in captures]
     error_s = np.array([p.delay_s - (flight[ids[p.a]] - flight[ids[p.b]]) for p in pairs])
-    incidence = _incidence(pairs, len(captures))
+    incidence = pair_incidence(pairs, len(captures))
     receiver_cov = incidence @ np.diag(receiver_sigma_s**2) @ incidence.T
     pair_cov = np.diag([p.stat_s**2 for p in pairs])
     jacobian = _jacobian(captures, pairs, scenario)
@@ -88,13 +89,6 @@ def job_figures(scenario: TdoaScenario) -> tuple[float, float, float, float, flo
     receiver_part = incidence @ arrivals
     return (d2(error_s), d2(receiver_part), d2(error_s - receiver_part),
             expected(receiver_cov), expected(pair_cov))  # fmt: skip
-
-
-def _incidence(pairs: list[PairDelay], count: int) -> np.ndarray:
-    matrix = np.zeros((len(pairs), count))
-    matrix[np.arange(len(pairs)), [p.a for p in pairs]] = 1.0
-    matrix[np.arange(len(pairs)), [p.b for p in pairs]] = -1.0
-    return matrix
 
 
 def _jacobian(captures, pairs, scenario) -> np.ndarray:

@@ -259,10 +259,15 @@ def _robust(geometry, pairs, receiver_sigma_s) -> _Optimum:
 
 def _arrival_misfit_s(residual_s: np.ndarray, pairs: list[PairDelay], count: int) -> np.ndarray:
     """Per receiver, the arrival-time misfit (zero mean) that best explains the pair residuals."""
-    incidence = np.zeros((len(pairs), count))
-    incidence[np.arange(len(pairs)), [p.a for p in pairs]] = 1.0
-    incidence[np.arange(len(pairs)), [p.b for p in pairs]] = -1.0
-    return np.linalg.pinv(incidence) @ residual_s
+    return np.linalg.pinv(incidence(pairs, count)) @ residual_s
+
+
+def incidence(pairs: list[PairDelay], count: int) -> np.ndarray:
+    """``[P, R]``: +1 at each pair's ``a``, −1 at its ``b`` (pair delay = A · arrivals)."""
+    matrix = np.zeros((len(pairs), count))
+    matrix[np.arange(len(pairs)), [p.a for p in pairs]] = 1.0
+    matrix[np.arange(len(pairs)), [p.b for p in pairs]] = -1.0
+    return matrix
 
 
 def _locate(geometry, pairs, receiver_sigma_s) -> _Optimum:
@@ -316,12 +321,10 @@ class _Model:
         self.a = np.array([p.a for p in pairs])
         self.b = np.array([p.b for p in pairs])
         self.measured = np.array([p.delay_s for p in pairs])
-        incidence = np.zeros((len(pairs), count))
-        incidence[np.arange(len(pairs)), self.a] = 1.0
-        incidence[np.arange(len(pairs)), self.b] = -1.0
+        rows = incidence(pairs, count)
         receiver = np.asarray(receiver_sigma_s, dtype=np.float64)
         own = np.array([p.stat_s**2 for p in pairs])
-        cov = incidence @ np.diag(receiver**2) @ incidence.T + np.diag(np.maximum(own, 1e-18))
+        cov = rows @ np.diag(receiver**2) @ rows.T + np.diag(np.maximum(own, 1e-18))
         self.whiten = np.linalg.inv(np.linalg.cholesky(cov))
         frame = frame_at_centroid(geometry.lats, geometry.lons)
         extent_m = float(np.ptp(frame.to_enu(geometry.lats, geometry.lons)[:, :2], axis=0).max())
