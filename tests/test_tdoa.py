@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from geographiclib.geodesic import Geodesic
+from scipy import stats
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, geodesic_m, propagation_m
 from heimdall.harness.scoring import error_m, inside_an_ellipse, inside_ellipse
@@ -12,7 +13,7 @@ from heimdall.schemas.job import Clock
 from heimdall.sim.signals import make_signal
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 from heimdall.tdoa.align import TimedCapture, align, fractional_resample
-from heimdall.tdoa.correlate import pair_delays
+from heimdall.tdoa.correlate import BLOCK, bin_snr, block_spectra, equivalent_blocks, pair_delays
 
 
 def test_geodesic_matches_geographiclib_within_15_m():
@@ -431,3 +432,28 @@ def test_three_station_ellipse_holds_the_likelihoods_own_95_region(transmitter, 
     else:
         scale_m2 = np.abs(curvature).max()
         np.testing.assert_allclose(fix.covariance_en_m2, curvature, rtol=0.02, atol=0.02 * scale_m2)
+
+
+@pytest.mark.parametrize("length", [10_000, 8 * BLOCK])
+def test_noise_bins_read_zero_snr_on_average_for_overlapping_and_separate_blocks(length):
+    """White noise only: the block-averaged power's Gamma shape measured over many bins is what
+    ``equivalent_blocks`` says (Welch's overlap correction), and ``bin_snr`` measures the
+    noise's mean power, so a noise bin reads only its own fluctuation above the mean, not the
+    ≈ 0.7 a quantile taken as the mean gives (which weighted thousands of noise bins)."""
+    rng = np.random.default_rng(5)
+    noise = (rng.standard_normal((8, length)) + 1j * rng.standard_normal((8, length))).astype(
+        np.complex64
+    )
+    power = (np.abs(block_spectra(noise)) ** 2).mean(axis=1)  # [rows, bins]
+    # every other bin of the ×2 zero-padded grid: nearly independent samples of one row
+    samples = power[:, ::2] / power[:, ::2].mean(axis=1, keepdims=True)
+    shape = 1.0 / samples.var()
+    blocks = equivalent_blocks(length)
+    assert blocks == pytest.approx(shape, rel=0.08)
+    expected_mean = 2.0 * np.sum(np.hanning(BLOCK) ** 2)  # E|Σ w·n|², unit-variance real and imag
+    snr = bin_snr(power, blocks)
+    mean_noise = power / (snr + 1.0)  # where snr > 0 the bin's reference is the mean noise
+    assert np.median(mean_noise[snr > 0]) == pytest.approx(expected_mean, rel=0.05)
+    # a noise bin's SNR is max(G − 1, 0) for G ~ Gamma(blocks, 1/blocks): 0.14–0.20 on average
+    clipped = stats.gamma(blocks, scale=1.0 / blocks).expect(lambda g: max(g - 1.0, 0.0))
+    assert np.mean(snr) == pytest.approx(clipped, rel=0.15)

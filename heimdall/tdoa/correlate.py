@@ -21,6 +21,7 @@ from functools import cache
 
 import numpy as np
 import scipy.fft
+from scipy import stats
 from scipy.ndimage import median_filter
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, to_ecef
@@ -37,8 +38,10 @@ MIN_QUALITY = 0.04  # pairs whose median normalized PHAT peak is below this are 
 RIVAL_FROM = 0.6  # a rival correlation peak this high (relative) starts to widen σ
 MAIN_LOBE = 0.5  # a correlation's main lobe, ± this / RMS bandwidth
 NOISE_STRIDE = 4
+NOISE_PERCENTILE = 0.2  # the noise floor: a quantile of the bins (signals fill less than 80 %)
 PEAK_Z = 4.0  # … and pairs whose peak is not this many σ above the lags no path can have
-WEAK_PEAK = 0.5  # below this peak quality the statistical σ is scaled up by WEAK_PEAK/quality
+WEAK_PEAK = 0.7  # below this peak quality the statistical σ is scaled up by WEAK_PEAK/quality
+# (0.5 before noise bins stopped weighing: a weak pair's peak now reads 1.3–2× higher)
 LAG_MARGIN_S = 5e-6
 HANN_EFFICIENCY = 0.375  # Σw²/N of a Hann window: the share of each block the correlation sees
 MAX_LO_OFFSET_HZ = 1000.0  # receivers' LO differences searched
@@ -145,7 +148,7 @@ def pair_delays(
     # Clock error and an unresolved echo belong to a receiver, not to a pair: every pair
     # with that receiver shares them (the solver weighs pairs with that covariance).
     receiver_s = np.sqrt(clocks**2 + floor_s**2 / 2)
-    snr = bin_snr(power)  # lines replaced by the floor above: they weigh nothing
+    snr = bin_snr(power, equivalent_blocks(rows.shape[1]))  # lines replaced: they weigh nothing
     pairs = []
     for a in range(len(rows)):
         for b in range(a + 1, len(rows)):
@@ -209,15 +212,39 @@ def _window_response(size: int) -> np.ndarray:
     return shifted.max(axis=0)[::fine]
 
 
+def block_starts(length: int) -> list[int]:
+    """First sample of each ``BLOCK``-sample block of a ``length``-sample window: back to back,
+    or ``MIN_BLOCKS`` overlapping ones when the window is shorter (so the spread still means
+    something)."""
+    count = length // BLOCK
+    if count >= MIN_BLOCKS:
+        return [i * BLOCK for i in range(count)]
+    step = max((length - BLOCK) // (MIN_BLOCKS - 1), 1)
+    return [min(i * step, length - BLOCK) for i in range(MIN_BLOCKS)]
+
+
+def equivalent_blocks(length: int) -> float:
+    """How many independent blocks the average of :func:`block_starts`' Hann blocks' power
+    is worth for white noise (Welch 1967: overlapping blocks' powers correlate by the square
+    of their windows' overlap): its Gamma shape."""
+    starts = block_starts(length)
+    window = np.hanning(BLOCK)
+    energy = float(window @ window)
+    count = len(starts)
+    spread = 1.0
+    for i in range(count):
+        for j in range(i + 1, count):
+            shift = starts[j] - starts[i]
+            if shift < BLOCK:
+                overlap = float(window[shift:] @ window[: BLOCK - shift]) / energy
+                spread += 2 * overlap**2 / count
+    return count / spread
+
+
 def block_spectra(rows: np.ndarray) -> np.ndarray:
     """Zero-padded spectra of Hann-windowed ``BLOCK``-sample blocks of every row (leakage
     would swamp PHAT): ``[R, B, 2·BLOCK]`` complex64, one row at a time (bounded memory)."""
-    count = rows.shape[1] // BLOCK
-    if count < MIN_BLOCKS:  # short windows: overlapping blocks so the spread still means something
-        step = max((rows.shape[1] - BLOCK) // (MIN_BLOCKS - 1), 1)
-        starts = [min(i * step, rows.shape[1] - BLOCK) for i in range(MIN_BLOCKS)]
-    else:
-        starts = [i * BLOCK for i in range(count)]
+    starts = block_starts(rows.shape[1])
     window = np.hanning(BLOCK).astype(np.float32)
     spectra = np.empty((rows.shape[0], len(starts), 2 * BLOCK), np.complex64)
     for r, row in enumerate(rows):
@@ -253,13 +280,21 @@ def rms_bandwidth_hz(ratio: np.ndarray, fs: float) -> float:
 def noise_floor(power: np.ndarray) -> np.ndarray:
     """Per receiver ``[R, 1]``, the 20th percentile of the block-averaged power ``[R, F]``
     (signals fill less than 80 % of the band)."""
-    return np.percentile(power, 20, axis=1, keepdims=True)
+    return np.percentile(power, 100 * NOISE_PERCENTILE, axis=1, keepdims=True)
 
 
-def bin_snr(power: np.ndarray) -> np.ndarray:
-    """Per receiver and bin, the SNR of the block-averaged power ``[R, F]`` over its
-    :func:`noise_floor`."""
-    return np.clip(power / np.maximum(noise_floor(power), 1e-30) - 1.0, 0.0, 1e6)
+def bin_snr(power: np.ndarray, blocks: float) -> np.ndarray:
+    """Per receiver and bin, the SNR of the power ``[R, F]`` averaged over ``blocks``
+    independent blocks, over the mean noise power.
+
+    A noise bin's block average is Gamma-distributed (shape ``blocks``), so the
+    :func:`noise_floor` percentile lies below the noise's mean (0.57 of it for 4 blocks): taken
+    as the mean, it would read every noise bin as SNR ≈ 0.7 on average and give thousands of
+    them an ML weight, whose wide-band ripple moves a narrow signal's broad peak (the time
+    signal's pair errors were ~10× Carter's σ)."""
+    shape = max(float(blocks), 1.0)
+    mean_noise = noise_floor(power) / stats.gamma(shape, scale=1.0 / shape).ppf(NOISE_PERCENTILE)
+    return np.clip(power / np.maximum(mean_noise, 1e-30) - 1.0, 0.0, 1e6)
 
 
 def remove_lo_offsets(aligned: Aligned, max_offset_hz: float = MAX_LO_OFFSET_HZ) -> np.ndarray:
