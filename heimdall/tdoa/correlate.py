@@ -235,9 +235,10 @@ def equivalent_blocks(length: int) -> float:
     for i in range(count):
         for j in range(i + 1, count):
             shift = starts[j] - starts[i]
-            if shift < BLOCK:
-                overlap = float(window[shift:] @ window[: BLOCK - shift]) / energy
-                spread += 2 * overlap**2 / count
+            if shift >= BLOCK:  # starts ascend: no later block overlaps block i either
+                break
+            overlap = float(window[shift:] @ window[: BLOCK - shift]) / energy
+            spread += 2 * overlap**2 / count
     return count / spread
 
 
