@@ -13,7 +13,16 @@ from heimdall.schemas.job import Clock
 from heimdall.sim.signals import make_signal
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 from heimdall.tdoa.align import TimedCapture, align, fractional_resample
-from heimdall.tdoa.correlate import BLOCK, bin_snr, block_spectra, equivalent_blocks, pair_delays
+from heimdall.tdoa.correlate import (
+    BLOCK,
+    FINE_LOBE,
+    MAIN_LOBE,
+    _pair,
+    bin_snr,
+    block_spectra,
+    equivalent_blocks,
+    pair_delays,
+)
 
 
 def test_geodesic_matches_geographiclib_within_15_m():
@@ -457,3 +466,24 @@ def test_noise_bins_read_zero_snr_on_average_for_overlapping_and_separate_blocks
     # a noise bin's SNR is max(G − 1, 0) for G ~ Gamma(blocks, 1/blocks): 0.14–0.20 on average
     clipped = stats.gamma(blocks, scale=1.0 / blocks).expect(lambda g: max(g - 1.0, 0.0))
     assert np.mean(snr) == pytest.approx(clipped, rel=0.15)
+
+
+def test_a_pairs_blocks_find_their_own_peaks_within_the_main_lobe_and_sigma_shows_their_spread():
+    """Four blocks whose delays differ by up to ±0.3 main lobes (how far noise moves a weak
+    pair's peak): σ is their spread, std/√4 (a block search held near the summed peak squeezes
+    it), and the delay is their mean."""
+    fs = 50_000.0
+    freqs = np.fft.fftfreq(2 * BLOCK, 1 / fs)
+    band = np.abs(freqs) < 2_000.0
+    lobe = fs / np.sqrt(np.mean(freqs[band] ** 2))  # samples per 1/B_rms (≈ 43)
+    shifts = 5.0 + np.array([-0.3, -0.1, 0.1, 0.3]) * lobe  # b later than a, in samples
+    rng = np.random.default_rng(3)
+    xa = (rng.standard_normal((4, freqs.size)) + 1j * rng.standard_normal((4, freqs.size))) * band
+    xb = xa * np.exp(-2j * np.pi * freqs * shifts[:, None] / fs)
+    delay_s, stat_s, _, used = _pair(
+        xa, xb, np.where(band, 0.99, 0.0), freqs, fs, 1e-3, FINE_LOBE * lobe, MAIN_LOBE * lobe
+    )
+    assert used == 4
+    spread_s = np.std(shifts, ddof=1) / np.sqrt(4) / fs
+    assert stat_s == pytest.approx(spread_s, rel=0.05)
+    assert delay_s == pytest.approx(-shifts.mean() / fs, abs=0.05 * spread_s)

@@ -33,7 +33,9 @@ MIN_BLOCKS = 4
 MIN_SIGNAL_BINS = 8  # a receiver hears a modulation when this many bins (lines out) stand out
 BAND_OVER_FLOOR = 4.0  # a bin is signal when its mean power is this × the noise floor
 FINE_POINTS = 41  # lag grid around each block's coarse peak
-FINE_LOBE = 0.15  # its half-width, in main lobes (1/RMS bandwidth); at least 1 sample
+FINE_LOBE = 0.5  # its half-width, in main lobes (1/RMS bandwidth); at least 1 sample
+# (0.15 before: a weak pair's blocks could not stray from the summed peak, so their spread
+# could not show that peak's own error, hundreds of µs in a 0.2 s capture)
 MIN_QUALITY = 0.04  # pairs whose median normalized PHAT peak is below this are dropped
 RIVAL_FROM = 0.6  # a rival correlation peak this high (relative) starts to widen σ
 MAIN_LOBE = 0.5  # a correlation's main lobe, ± this / RMS bandwidth
@@ -337,8 +339,11 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples, lobe_samples):
     |γ|²/(1 − |γ|²), the coherence taken from both receivers' per-bin SNR, so bins without
     signal weigh nothing and strong bins do not drown the rest. The integer-lag peak of a lobe
     many samples wide wanders with noise by more than a sample, so each block's peak is looked
-    for over ±``fine_samples`` around it. σ is the larger of the blocks' spread and Carter's
-    bound (:func:`ml_gcc_sigma_s`)."""
+    for over ±``fine_samples`` (half a main lobe) around it: free enough that a weak pair's
+    blocks show how far noise moves the peak. The delay is the kept blocks' mean (the peak of
+    their summed magnitudes follows the blocks where a fading sky wave adds up, and was worse
+    on 30 s LF sets); σ is the largest of the blocks' spread, Carter's bound
+    (:func:`ml_gcc_sigma_s`) and a rival peak's (:func:`_rival_s`)."""
     cross = xa * np.conj(xb)
     ml = coherence / np.maximum(1.0 - coherence, 1e-6)
     weights = ml / np.maximum(np.abs(cross), 1e-30)
