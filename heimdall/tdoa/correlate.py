@@ -33,12 +33,12 @@ MIN_BLOCKS = 4
 MIN_SIGNAL_BINS = 8  # a receiver hears a modulation when this many bins (lines out) stand out
 BAND_OVER_FLOOR = 4.0  # a bin is signal when its mean power is this × the noise floor
 FINE_POINTS = 41  # lag grid around each block's coarse peak
-FINE_LOBE = 0.5  # its half-width, in main lobes (1/RMS bandwidth); at least 1 sample
-# (0.15 before: a weak pair's blocks could not stray from the summed peak, so their spread
-# could not show that peak's own error, hundreds of µs in a 0.2 s capture)
+MAIN_LOBE = 0.5  # a correlation's main lobe, ± this / RMS bandwidth
+FINE_LOBE = MAIN_LOBE  # the grid's half-width (at least 1 sample): the whole main lobe, where
+# a rival's σ takes over; with 0.15 a weak pair's blocks could not stray from the summed peak,
+# so their spread could not show that peak's own error (hundreds of µs in a 0.2 s capture)
 MIN_QUALITY = 0.04  # pairs whose median normalized PHAT peak is below this are dropped
 RIVAL_FROM = 0.6  # a rival correlation peak this high (relative) starts to widen σ
-MAIN_LOBE = 0.5  # a correlation's main lobe, ± this / RMS bandwidth
 NOISE_STRIDE = 4
 NOISE_PERCENTILE = 0.2  # the noise floor: a quantile of the bins (signals fill less than 80 %)
 PEAK_Z = 4.0  # … and pairs whose peak is not this many σ above the lags no path can have
@@ -341,9 +341,9 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples, lobe_samples):
     many samples wide wanders with noise by more than a sample, so each block's peak is looked
     for over ±``fine_samples`` (half a main lobe) around it: free enough that a weak pair's
     blocks show how far noise moves the peak. The delay is the kept blocks' mean (the peak of
-    their summed magnitudes follows the blocks where a fading sky wave adds up, and was worse
-    on 30 s LF sets); σ is the largest of the blocks' spread, Carter's bound
-    (:func:`ml_gcc_sigma_s`) and a rival peak's (:func:`_rival_s`)."""
+    their summed magnitudes, tried instead, was worse on 30 s LF sets); σ is the largest of the
+    blocks' spread, Carter's bound (:func:`ml_gcc_sigma_s`) and a rival peak's
+    (:func:`_rival_s`)."""
     cross = xa * np.conj(xb)
     ml = coherence / np.maximum(1.0 - coherence, 1e-6)
     weights = ml / np.maximum(np.abs(cross), 1e-30)
