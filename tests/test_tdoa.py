@@ -487,3 +487,48 @@ def test_a_pairs_blocks_find_their_own_peaks_within_the_main_lobe_and_sigma_show
     spread_s = np.std(shifts, ddof=1) / np.sqrt(4) / fs
     assert stat_s == pytest.approx(spread_s, rel=0.05)
     assert delay_s == pytest.approx(-shifts.mean() / fs, abs=0.05 * spread_s)
+
+
+def test_pairs_that_fix_only_a_hyperbola_are_refused_not_drawn():
+    """One pair measured to 3 µs and the other 20 hopeless (σ 50 ms, a hundred times any
+    baseline of the network): the delays put the transmitter on one hyperbola, and along it
+    the Fisher information gives σ of the order of c·50 ms/√20 ≈ 3 000 km, past the 3 × extent
+    bound (440 km): ``unplaced``, and with a clear peak at only 2 receivers, refused. The same
+    curve with a third receiver's clear (if wrong) peak is kept; every pair at 3 µs places the
+    transmitter, truth in the 95 % ellipse, even with no clear peak. Three receivers with the
+    hopeless pairs are not ``unplaced``: their valley-wide ellipse (past the bound too) is how
+    a 3-station fix says it."""
+    from heimdall.geo.enu import LocalFrame
+    from heimdall.schemas.errors import NoSignal
+    from heimdall.tdoa.correlate import PairDelay
+    from heimdall.tdoa.fuse import refuse_unplaced
+    from heimdall.tdoa.solve import locate, max_sigma_m, unplaced
+
+    geometry, pairs, truth = _synthetic_pairs(np.zeros(7))
+    receivers = np.full(7, 2e-6)
+
+    def hopeless(quality_02: float) -> list[PairDelay]:
+        """Pair 0-1 at 3 µs, the rest σ 50 ms; pair 0-2 with this peak quality (others 0.1)."""
+        quality = {(0, 2): quality_02}
+        return [p if (p.a, p.b) == (0, 1)
+                else PairDelay(p.a, p.b, p.delay_s, 5e-2, 5e-2, quality.get((p.a, p.b), 0.1), 4)
+                for p in pairs]  # fmt: skip
+
+    curve = locate(geometry, hopeless(0.1), receivers)
+    assert unplaced(geometry, curve)
+    with pytest.raises(NoSignal, match="at 2 receivers"):
+        refuse_unplaced(geometry, curve)
+    heard_at_three = locate(geometry, hopeless(0.9), receivers)
+    assert unplaced(geometry, heard_at_three)
+    refuse_unplaced(geometry, heard_at_three)
+
+    three = locate(geometry, [p for p in hopeless(0.1) if p.b < 3], receivers)
+    assert np.sqrt(np.linalg.eigvalsh(three.covariance_en_m2).max()) > 0.9 * max_sigma_m(geometry)
+    assert not unplaced(geometry, three)
+
+    quiet = [PairDelay(p.a, p.b, p.delay_s, p.sigma_s, p.stat_s, 0.3, 8) for p in pairs]
+    for placed in (locate(geometry, pairs, receivers), locate(geometry, quiet, receivers)):
+        assert not unplaced(geometry, placed)
+        refuse_unplaced(geometry, placed)
+        offset = LocalFrame(placed.lat, placed.lon).to_enu(*truth)[:2]
+        assert offset @ np.linalg.inv(placed.covariance_en_m2) @ offset < 5.991

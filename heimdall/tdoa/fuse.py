@@ -15,14 +15,19 @@ from heimdall.schemas.errors import NoSignal
 from heimdall.tdoa.align import Aligned, TimedCapture, align
 from heimdall.tdoa.correlate import PairDelay, pair_delays
 from heimdall.tdoa.solve import (
+    MAX_SIGMA_EXTENTS,
     Fix,
     GaussianPrior,
     Geometry,
     TooFewPairs,
     choose_mode,
     locate,
+    max_sigma_m,
+    unplaced,
 )
 
+STRONG_PAIR = 0.5  # peak quality of a pair that times a signal, not the noise's largest lag
+MIN_HEARD = 3  # DESIGN §4 no_signal: a position needs a signal at 3 receivers
 UNDECIDED_RATIO = 0.2  # another mode this likely (a ratio under 5): the data cannot choose
 MAX_WINDOW_SAMPLES = 1 << 19  # per receiver: 10 s at 50 kHz, 43 s at 12 kHz (bounded memory)
 
@@ -72,4 +77,21 @@ def tdoa_fix(captures: list[TimedCapture], max_samples: int = MAX_WINDOW_SAMPLES
         fix = locate(geometry, pairs, receiver_sigma_s)
     except TooFewPairs as exc:
         raise NoSignal(f"time differences: {exc}") from exc
+    refuse_unplaced(geometry, fix)
     return TdoaOutcome(fix, aligned, fix.pairs, geometry, receiver_sigma_s, pairs)
+
+
+def refuse_unplaced(geometry: Geometry, fix: Fix) -> None:
+    """Raise ``NoSignal`` when a clear peak (``STRONG_PAIR``) times the signal at fewer than
+    ``MIN_HEARD`` receivers and the fix places nothing (:func:`unplaced`): the weak pairs' noise
+    drew the curve. Three or more timed receivers that still leave a curve (stations close
+    together, the transmitter far outside) keep their fix and its wide ellipse."""
+    strong = [p for p in fix.pairs if p.peak_quality >= STRONG_PAIR]
+    heard = len({p.a for p in strong} | {p.b for p in strong})
+    if heard < MIN_HEARD and unplaced(geometry, fix):
+        raise NoSignal(
+            f"time differences: a clear peak (quality ≥ {STRONG_PAIR}) times the signal at "
+            f"{heard} receivers, fewer than {MIN_HEARD}, and the weaker pairs put the "
+            f"transmitter on a curve, not at a point: its σ along the curve reaches the bound, "
+            f"{MAX_SIGMA_EXTENTS:g} × the receivers' extent ({max_sigma_m(geometry) / 1e3:.0f} km)"
+        )
