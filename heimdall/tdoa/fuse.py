@@ -23,6 +23,7 @@ from heimdall.tdoa.solve import (
     choose_mode,
     locate,
     max_sigma_m,
+    receivers_of,
     unplaced,
 )
 
@@ -86,8 +87,7 @@ def refuse_unplaced(geometry: Geometry, fix: Fix) -> None:
     ``MIN_HEARD`` receivers and the fix places nothing (:func:`unplaced`): the weak pairs' noise
     drew the curve. Three or more timed receivers that still leave a curve (stations close
     together, the transmitter far outside) keep their fix and its wide ellipse."""
-    strong = [p for p in fix.pairs if p.peak_quality >= STRONG_PAIR]
-    heard = len({p.a for p in strong} | {p.b for p in strong})
+    heard = len(receivers_of([p for p in fix.pairs if p.peak_quality >= STRONG_PAIR]))
     if heard < MIN_HEARD and unplaced(geometry, fix):
         raise NoSignal(
             f"time differences: a clear peak (quality ≥ {STRONG_PAIR}) times the signal at "
