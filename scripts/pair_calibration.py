@@ -5,11 +5,14 @@ the share more than 100 µs off (at VHF beyond any echo's pull: noise or a wrong
 The σ is the published one (`result.tdoa.pairs`): the correlation's own part, both clocks and the
 systematic floor, before the solver's per-receiver empirical widening.
 
-usage: .venv/bin/python scripts/pair_calibration.py [NETWORK] [JOBS] [SEED] [SIGNAL ...]
-       (reference, 100 jobs, seed 777001, all families: ~4 min)
+usage: .venv/bin/python scripts/pair_calibration.py [--samples N] [NETWORK] [JOBS] [SEED]
+       [SIGNAL ...] (reference, 100 jobs, seed 777001, all families: ~4 min; ``--samples
+       10000``: every capture 0.2 s long at VHF, as ``heimdall eval --samples``). Each family
+       starts its own stream of the seed (not eval's one stream over the families).
 """
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +23,19 @@ from heimdall.sim.signals import SIGNAL_KINDS
 from heimdall.sim.tdoa import TdoaScenarioGenerator, TdoaSimConfig
 
 FAR_OFF_S = 100e-6  # beyond any VHF echo's pull (≤ 20 µs late): noise or a wrong peak
-QUALITY_BANDS = [(0.0, 0.2), (0.2, 0.5), (0.5, np.inf)]  # median normalized peak height
+QUALITY_BANDS = [(0.0, 0.2), (0.2, 0.5), (0.5, 0.8), (0.8, np.inf)]  # median normalized peak
 HEADERS = [
     "signal", "peak quality", "pairs", "≤ 0.674 σ", "≤ 1.96 σ", "median σ µs", "median |err| µs",
     "> 100 µs",
 ]  # fmt: skip
 
 
-def used_pairs(localizer: Localizer, network: str, signal: str, jobs: int, seed: int) -> np.ndarray:
+def used_pairs(
+    localizer: Localizer, config: TdoaSimConfig, signal: str, jobs: int, seed: int
+) -> np.ndarray:
     """[error s, σ s, peak quality] of every pair the ok fixes used."""
-    gen = TdoaScenarioGenerator(TdoaSimConfig(network=network), seed=seed)
+    network = config.network
+    gen = TdoaScenarioGenerator(config, seed=seed)
     rows, progress = [], Progress(jobs, f"pairs {network} {signal}")
     for i in range(jobs):
         scenario = gen.next(kind=signal)
@@ -60,19 +66,28 @@ def table_rows(signal: str, pairs: np.ndarray) -> list[list]:
     return rows
 
 
-def main(network: str, jobs: int, seed: int, signals: list[str]) -> None:
+def main(network: str, jobs: int, seed: int, signals: list[str], samples: int | None) -> None:
     localizer = Localizer(Path("models/v1"))
+    config = TdoaSimConfig(network=network)
+    if samples:
+        config = replace(config, num_samples=(samples, samples))
     rows = []
     for signal in signals:
-        rows += table_rows(signal, used_pairs(localizer, network, signal, jobs, seed))
+        rows += table_rows(signal, used_pairs(localizer, config, signal, jobs, seed))
     print(format_table(HEADERS, rows))
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    samples = None
+    if "--samples" in args:
+        at = args.index("--samples")
+        samples = int(args[at + 1])
+        del args[at : at + 2]
     main(
         args[0] if args else "reference",
         int(args[1]) if len(args) > 1 else 100,
         int(args[2]) if len(args) > 2 else 777_001,
         args[3:] or [s for s in SIGNAL_KINDS if s != "cw"],
+        samples,
     )

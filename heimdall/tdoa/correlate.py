@@ -393,10 +393,11 @@ def spread_sigma_s(delays_s: np.ndarray) -> float:
     Student's ``t`` over the normal quantile at ``SPREAD_CONFIDENCE``, so that the 95 % interval
     it gives is the t interval of n − 1 degrees of freedom. A 0.2 s capture has 4 blocks: a
     spread of 4 is itself uncertain (3 degrees of freedom), and std/√4 alone was often small by
-    chance: in 0.2 s time-signal and AM-voice captures, pairs of peak quality 0.4–0.8 (σ mostly
-    that spread) held their error within 1.96 σ only 0.80–0.86 of the time, and the fix leaned
-    on them. The widening is 1.62 for 4 blocks, 1.12 for 12 and 1.01 for the 87 of a 30 s LF
-    capture; where Carter's bound or a rival peak sets σ it changes nothing."""
+    chance: in 0.2 s time-signal and AM-voice captures, pairs of peak quality 0.5–0.8 (σ mostly
+    that spread) held their error within 0.674 σ 0.41–0.44 of the time and within 1.96 σ
+    0.83–0.90 (``scripts/pair_calibration.py --samples 10000``), and the fix leaned on them.
+    The widening is 1.62 for 4 blocks, 1.12 for 12 and 1.01 for the 87 of a 30 s LF capture;
+    where Carter's bound or a rival peak sets σ it changes nothing."""
     n = len(delays_s)
     widening = stats.t.ppf(SPREAD_CONFIDENCE, n - 1) / stats.norm.ppf(SPREAD_CONFIDENCE)
     return float(np.std(delays_s, ddof=1) / np.sqrt(n) * widening)
