@@ -20,6 +20,7 @@ from heimdall.tdoa.correlate import (
     _pair,
     bin_snr,
     block_spectra,
+    block_weights,
     equivalent_blocks,
     pair_delays,
     spread_sigma_s,
@@ -504,6 +505,27 @@ def test_a_block_spread_sigma_holds_the_mean_in_1_96_sigma_95_percent_of_the_tim
     bare_s = delays_s.std(axis=1, ddof=1) / np.sqrt(blocks)
     bare = (np.abs(delays_s.mean(axis=1)) <= 1.96 * bare_s).mean()
     assert bare < (0.90 if blocks <= 4 else 0.945)
+
+
+def test_blocks_weighed_by_their_own_peak_give_the_inverse_variance_mean_and_its_t_interval():
+    """Four blocks of unequal signal (peak qualities 0.9, 0.6, 0.3, 0.15: a time signal's mark,
+    a voice's pause), each delay Gaussian with Carter's variance ∝ (1 − q²)/q², 40 000 draws.
+    The weighted mean's RMS error is √((1/Σw)/(Σ(1/w)/n²)) of the plain mean's (0.24: the
+    inverse-variance mean, from the variances alone), and its σ from the weighted spread holds
+    it within 1.96 σ 95 % of the time (Student's t of 3 dof: exact when the weights are right
+    up to one scale, which the spread estimates)."""
+    quality = np.array([0.9, 0.6, 0.3, 0.15])
+    variance = (1 - quality**2) / quality**2 * 1e-12  # s²
+    rng = np.random.default_rng(23)
+    delays_s = rng.normal(0.0, np.sqrt(variance), (40_000, 4))
+    weights = block_weights(quality)
+    weighted = delays_s @ weights / weights.sum()
+    ratio = np.sqrt(np.mean(weighted**2) / np.mean(delays_s.mean(axis=1) ** 2))
+    inverse = 1 / variance
+    expected = np.sqrt((1 / inverse.sum()) / (variance.sum() / 16))
+    assert ratio == pytest.approx(expected, rel=0.03)
+    sigma_s = np.array([spread_sigma_s(d, weights) for d in delays_s])
+    assert (np.abs(weighted) <= 1.96 * sigma_s).mean() == pytest.approx(0.95, abs=0.005)
 
 
 def test_pairs_that_fix_only_a_hyperbola_are_refused_not_drawn():
