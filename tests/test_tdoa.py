@@ -256,9 +256,11 @@ def test_one_receiver_pulled_by_an_echo_moves_the_fix_less_than_least_squares_do
 
 
 def test_a_receiver_whose_arrival_misfits_gets_the_sigma_its_misfit_shows():
-    """Closed form: arrivals off by ``e`` give pair residuals e_a − e_b; the receiver misfit is
-    e − mean(e) and its σ is that misfit × √(R/(R−3)) (3 unknowns spent), never below the
-    nominal σ; with 3 receivers there is no redundancy and the nominal σ stands."""
+    """Closed form: arrivals off by ``e`` give pair residuals e_a − e_b, which leave the common
+    time free; the receiver misfit is e − median(e) and its σ is that misfit × √(R/(R−3))
+    (3 unknowns spent), never below the nominal σ; with 3 receivers there is no redundancy and
+    the nominal σ stands, and with 4 (one degree of freedom: a single misfit that cannot say
+    which receiver is off) too."""
     from heimdall.tdoa.correlate import PairDelay
     from heimdall.tdoa.solve import empirical_sigma_s
 
@@ -270,14 +272,24 @@ def test_a_receiver_whose_arrival_misfits_gets_the_sigma_its_misfit_shows():
     e = np.array([9e-6, 0.0, 0.0, 0.0, 0.0, 0.0])
     pairs = pairs_of(6)
     residual = np.array([e[p.a] - e[p.b] for p in pairs])
-    expected = np.maximum(nominal, np.abs(e - e.mean()) * np.sqrt(6 / 3))
+    expected = np.maximum(nominal, np.abs(e - np.median(e)) * np.sqrt(6 / 3))
     np.testing.assert_allclose(empirical_sigma_s(residual, pairs, nominal), expected, rtol=1e-9)
-    assert expected[0] == pytest.approx(7.5e-6 * np.sqrt(2))  # the misfit, not the nominal
-    assert expected[1] == pytest.approx(1.5e-6 * np.sqrt(2))  # its share on the others
+    assert expected[0] == pytest.approx(9e-6 * np.sqrt(2))  # its whole misfit, not the nominal
+    assert expected[1] == 1e-6  # the others keep theirs: no share of its misfit (e/R vs the mean)
 
-    three = pairs_of(3)
-    residual3 = np.array([e[p.a] - e[p.b] for p in three])
-    np.testing.assert_array_equal(empirical_sigma_s(residual3, three, nominal[:3]), nominal[:3])
+    # two receivers off in opposite directions, one weak pair left out: still each its own
+    e2 = np.array([6e-6, -4e-6, 0.0, 0.0, 0.0, 0.0])
+    some = [p for p in pairs if (p.a, p.b) != (4, 5)]
+    residual2 = np.array([e2[p.a] - e2[p.b] for p in some])
+    expected2 = np.maximum(nominal, np.abs(e2) * np.sqrt(6 / 3))
+    np.testing.assert_allclose(empirical_sigma_s(residual2, some, nominal), expected2, rtol=1e-9)
+
+    for count in (3, 4):  # 0 or 1 degree of freedom: no receiver stands out
+        few = pairs_of(count)
+        residual_few = np.array([e[p.a] - e[p.b] for p in few])
+        np.testing.assert_array_equal(
+            empirical_sigma_s(residual_few, few, nominal[:count]), nominal[:count]
+        )
 
 
 def test_an_echo_pulled_receiver_leaves_the_truth_inside_the_95_ellipse():
@@ -387,38 +399,50 @@ def test_simulated_bandwidth_is_the_rms_formula_and_nan_when_nothing_was_sent():
         assert np.isnan(_rms_bandwidth_hz(np.zeros(1000, complex), 1000.0))
 
 
-def _three_station_fix(transmitter):
+def _three_station_fix(transmitter, weak_fourth: bool = False):
     """A fix from exact LF pair delays at three stations (receiver σ 3 µs), its pairs'
-    covariance and geometry."""
+    covariance and geometry; with ``weak_fourth``, a fourth station joined to the second by one
+    pair of σ 300 µs (a weak peak): four receivers, one degree of freedom."""
     from heimdall.tdoa.correlate import PairDelay
     from heimdall.tdoa.solve import Geometry, locate
 
-    stations = [(45.0, 0.0), (45.0, 4.0), (47.5, 2.0)]
+    stations = [(45.0, 0.0), (45.0, 4.0), (47.5, 2.0)] + [(43.0, 7.0)] * weak_fourth
+    count = len(stations)
     geometry = Geometry(np.array([s[0] for s in stations]), np.array([s[1] for s in stations]),
-                        np.zeros(3), 77.5e3)  # fmt: skip
+                        np.zeros(count), 77.5e3)  # fmt: skip
     arrival = geometry.delays_s(*transmitter)
-    order = [(0, 1), (0, 2), (1, 2)]
-    pairs = [PairDelay(a, b, float(arrival[a] - arrival[b]), 3e-6 * np.sqrt(2), 1e-7, 1.0, 8)
-             for a, b in order]  # fmt: skip
-    incidence = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0], [0.0, 1.0, -1.0]])
-    covariance_s2 = incidence @ incidence.T * (3e-6) ** 2 + np.eye(3) * 1e-14
-    return locate(geometry, pairs, np.full(3, 3e-6)), geometry, pairs, covariance_s2
+    order = [(0, 1, 1e-7), (0, 2, 1e-7), (1, 2, 1e-7)] + [(1, 3, 3e-4)] * weak_fourth
+    pairs = [PairDelay(a, b, float(arrival[a] - arrival[b]),
+                       float(np.hypot(3e-6 * np.sqrt(2), own)), own, 1.0, 8)
+             for a, b, own in order]  # fmt: skip
+    incidence = np.zeros((len(order), count))
+    for row, (a, b, _) in enumerate(order):
+        incidence[row, [a, b]] = [1.0, -1.0]
+    own_s2 = np.diag([max(own, 1e-7) ** 2 for _, _, own in order])
+    covariance_s2 = incidence @ incidence.T * (3e-6) ** 2 + own_s2
+    return locate(geometry, pairs, np.full(count, 3e-6)), geometry, pairs, covariance_s2
 
 
 def _d2_of(points_en_m: np.ndarray, covariance_en_m2) -> np.ndarray:
     return np.einsum("ki,ij,kj->k", points_en_m, np.linalg.inv(covariance_en_m2), points_en_m)
 
 
-@pytest.mark.parametrize(("transmitter", "bends"), [((49.5, 7.0), True), ((46.0, 2.0), False)])
-def test_three_station_ellipse_holds_the_likelihoods_own_95_region(transmitter, bends):
-    """Brute force, independent of the solver: −2 log likelihood of the three pair delays on a
+@pytest.mark.parametrize(
+    ("transmitter", "bends", "weak_fourth"),
+    [((49.5, 7.0), True, False), ((46.0, 2.0), False, False), ((49.5, 7.0), True, True)],
+)
+def test_three_station_ellipse_holds_the_likelihoods_own_95_region(
+    transmitter, bends, weak_fourth
+):
+    """Brute force, independent of the solver: −2 log likelihood of the pair delays on a
     3 km grid around the fix; every point within χ²₂(95 %) = 5.991 of its minimum must be in
     the fix's 95 % ellipse. Far outside the stations the region is a bent valley that the
     ellipse of the curvature at the fix, (JᵀC⁻¹J)⁻¹ by finite differences, misses; inside them
-    the two agree and nothing is widened."""
+    the two agree and nothing is widened. A fourth station joined by one weak pair leaves the
+    valley as it was: four receivers are widened along it too."""
     from heimdall.geo.enu import LocalFrame
 
-    fix, geometry, pairs, covariance_s2 = _three_station_fix(transmitter)
+    fix, geometry, pairs, covariance_s2 = _three_station_fix(transmitter, weak_fourth)
     frame = LocalFrame(fix.lat, fix.lon)
     grid_m = np.arange(-900e3, 900e3 + 1, 3e3)
     east, north = np.meshgrid(grid_m, grid_m)

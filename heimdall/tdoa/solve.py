@@ -32,7 +32,8 @@ OUTLIER_SIGMAS = 4.0  # a pair this far off the fit is a wrong peak, not noise
 MIN_PAIRS_AFTER_REJECTION = 3
 ROBUST_SCALE = 0.4  # soft-L1 knee, in receiver σ's: echo shifts are heavy-tailed (DESIGN §11)
 ROBUST_ITERATIONS = 3
-MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA = 4  # 3 receivers: one dof, spent on the pairs' closure
+MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA = 5  # 4 arrivals leave 1 dof: no receiver stands out
+MIN_RECEIVERS_TO_PLACE = 4  # fewer: a long valley is geometry (3 crossings), not want of signal
 MAX_SIGMA_EXTENTS = 3.0  # a position σ is at most this × the receivers' extent
 UNPLACED_SHARE = 0.9  # a fix whose major σ reaches this share of that bound places nothing
 VALLEY_LIMIT = float(stats.chi2.ppf(0.95, 2))  # the likelihood's 95 % region must be inside
@@ -199,15 +200,24 @@ def empirical_sigma_s(
     """Each receiver's timing σ (s) as the fit's residuals show it: its nominal σ, or its own
     arrival misfit when larger, scaled by √(R/(R−3)) for the 3 unknowns (east, north, common
     time) that R arrivals spend — a heteroskedasticity-consistent ("sandwich", HC-style)
-    estimate per receiver. An echo pull or a wrong peak is a bias of one receiver, not noise
-    spread over all pairs: a χ²/dof over the pairs dilutes it and the robust fit's weights
-    (which down-weight it to move the position less) are no σ at all. With fewer than 4
-    receivers there is no receiver-level redundancy and the nominal σ stands."""
+    estimate per receiver. The misfit is the receiver's arrival against the median of all
+    (the pairs leave the common time free): against their mean, one receiver off by e put
+    e/R on each of the others, and on 0.2 s AM-voice and time-signal captures, where a weak
+    receiver's wrong peak is common, that widened ellipses whose fix it had not moved. An
+    echo pull or a wrong peak is a bias of one receiver, not noise spread over all pairs: a
+    χ²/dof over the pairs dilutes it and the robust fit's weights (which down-weight it to move
+    the position less) are no σ at all. With 3 or 4 receivers the nominal σ stands: 4 arrivals
+    leave one degree of freedom, a single misfit shared by all in fixed proportions that
+    cannot tell which receiver is off (:func:`honest_covariance` widens those fixes by χ²/dof
+    and along the likelihood's valley instead)."""
     nominal = np.asarray(receiver_sigma_s, dtype=np.float64)
     used = receivers_of(pairs)
     if len(used) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
         return nominal
-    misfit = np.abs(_arrival_misfit_s(residual_s, pairs, len(nominal)))
+    misfit = _arrival_misfit_s(residual_s, pairs, len(nominal))
+    # pair residuals fix the arrivals only up to a common time: each receiver is measured
+    # against the others' median, not their mean (which one receiver's wrong peak moves for all)
+    misfit = np.abs(misfit - np.median(misfit[used]))
     scale = np.sqrt((len(used) - 3) / len(used))
     return np.maximum(nominal, misfit / scale)
 
@@ -220,7 +230,7 @@ def honest_covariance(
     lon: float,
 ) -> np.ndarray:
     """East/north covariance (m²) of a position at (lat, lon): ``(JᵀWJ)⁻¹`` with the receivers'
-    :func:`empirical_sigma_s` there; with 3 receivers, the nominal σ's widened by χ²/dof.
+    :func:`empirical_sigma_s` there; with 3 or 4 receivers, the nominal σ's widened by χ²/dof.
     Where the likelihood's 95 % region bends out of that ellipse, widened along it
     (:mod:`heimdall.tdoa.valley`)."""
     residual = _Model(geometry, pairs, receiver_sigma_s).residual_s(lat, lon)
@@ -231,8 +241,9 @@ def honest_covariance(
         return covariance
     factor = variance_factor(chi2, len(pairs) - 2)
     covariance = covariance * factor
-    # three receivers: a long, bent likelihood valley (a transmitter far outside them) holds
-    # points its curvature's ellipse misses: widen it along the valley (tdoa.valley)
+    # three or four receivers: a long, bent likelihood valley (a transmitter far outside them,
+    # a fourth joined by one weak pair) holds points its curvature's ellipse misses: widen it
+    # along the valley (tdoa.valley)
     region = valley_points(
         lambda la, lo: model.cost(la, lo) / factor, lat, lon, covariance, VALLEY_LIMIT,
         model.max_sigma_m,
@@ -257,7 +268,7 @@ def unplaced(geometry: Geometry, fix: Fix) -> bool:
     position on a map that means nothing. A fix on three receivers never is: far outside
     their triangle the valley is long by geometry, not for want of signal, and its ellipse and
     the other crossing show it (:func:`honest_covariance`)."""
-    if len(receivers_of(fix.pairs)) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
+    if len(receivers_of(fix.pairs)) < MIN_RECEIVERS_TO_PLACE:
         return False
     largest_m2 = float(np.linalg.eigvalsh(np.asarray(fix.covariance_en_m2)).max())
     return largest_m2 >= (UNPLACED_SHARE * max_sigma_m(geometry)) ** 2

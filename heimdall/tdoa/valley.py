@@ -12,9 +12,10 @@ the optimum's, had d² = 46 and 4159 in its covariance.
 it, and keeps its floor and edges while the cost stays within ``limit`` of the optimum's;
 :func:`covering` widens a covariance along their spread until every such point lies inside the
 ellipse of the same χ² limit. Where the likelihood is Gaussian the walk stays inside the
-ellipse and nothing changes. Used for 3-receiver fixes: with more, the solver's per-receiver
-empirical σ already widens the ellipse, and widening again over-covers (random network, NFM
-cov50 0.59 → 0.64).
+ellipse and nothing changes. Used for fixes on 3 or 4 receivers: with more, the solver's
+per-receiver empirical σ already widens the ellipse, and widening again over-covers (all
+fixes: random network NFM cov50 0.59 → 0.64; 0.2 s time signal 0.81 → 0.92, AM voice 0.65 →
+0.76).
 """
 
 from __future__ import annotations
