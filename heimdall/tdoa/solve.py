@@ -216,7 +216,7 @@ def empirical_sigma_s(
         return nominal
     misfit = _arrival_misfit_s(residual_s, pairs, len(nominal))
     # pair residuals fix the arrivals only up to a common time: each receiver is measured
-    # against the others' median, not their mean (which one receiver's wrong peak moves for all)
+    # from the median of all, not their mean (which one receiver's wrong peak moves for all)
     misfit = np.abs(misfit - np.median(misfit[used]))
     scale = np.sqrt((len(used) - 3) / len(used))
     return np.maximum(nominal, misfit / scale)
