@@ -399,7 +399,7 @@ def test_simulated_bandwidth_is_the_rms_formula_and_nan_when_nothing_was_sent():
         assert np.isnan(_rms_bandwidth_hz(np.zeros(1000, complex), 1000.0))
 
 
-def _three_station_fix(transmitter, weak_fourth: bool = False):
+def _lf_station_fix(transmitter, weak_fourth: bool = False):
     """A fix from exact LF pair delays at three stations (receiver σ 3 µs), its pairs'
     covariance and geometry; with ``weak_fourth``, a fourth station joined to the second by one
     pair of σ 300 µs (a weak peak): four receivers, one degree of freedom."""
@@ -431,7 +431,7 @@ def _d2_of(points_en_m: np.ndarray, covariance_en_m2) -> np.ndarray:
     ("transmitter", "bends", "weak_fourth"),
     [((49.5, 7.0), True, False), ((46.0, 2.0), False, False), ((49.5, 7.0), True, True)],
 )
-def test_three_station_ellipse_holds_the_likelihoods_own_95_region(
+def test_three_or_four_station_ellipse_holds_the_likelihoods_own_95_region(
     transmitter, bends, weak_fourth
 ):
     """Brute force, independent of the solver: −2 log likelihood of the pair delays on a
@@ -442,7 +442,7 @@ def test_three_station_ellipse_holds_the_likelihoods_own_95_region(
     valley as it was: four receivers are widened along it too."""
     from heimdall.geo.enu import LocalFrame
 
-    fix, geometry, pairs, covariance_s2 = _three_station_fix(transmitter, weak_fourth)
+    fix, geometry, pairs, covariance_s2 = _lf_station_fix(transmitter, weak_fourth)
     frame = LocalFrame(fix.lat, fix.lon)
     grid_m = np.arange(-900e3, 900e3 + 1, 3e3)
     east, north = np.meshgrid(grid_m, grid_m)

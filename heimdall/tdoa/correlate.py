@@ -387,7 +387,7 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples, lobe_samples, w
     spread = 1.4826 * np.median(np.abs(delays - centre))
     keep = np.abs(delays - centre) <= max(3 * spread, 0.05 / fs)
     used = delays[keep]
-    weights = block_weights(np.array(qualities)[keep]) if weigh_blocks else np.ones(len(used))
+    weights = block_weights(np.array(qualities)[keep]) if weigh_blocks else None  # plain mean
     spread_s = spread_sigma_s(used, weights) if len(used) > 1 else 1.0 / fs
     # a weak peak's block spread understates its error (few blocks, heavy tails)
     spread_s = spread_s / min(1.0, quality / WEAK_PEAK)
