@@ -292,6 +292,30 @@ def test_a_receiver_whose_arrival_misfits_gets_the_sigma_its_misfit_shows():
         )
 
 
+def test_a_weak_pairs_wrong_peak_does_not_reweigh_the_receivers_it_joins():
+    """The robust fit's receiver σ: one weak pair (σ 300 µs) 200 µs off leaves both of its
+    receivers at their nominal σ, their six strong pairs agreeing; a receiver whose strong
+    pairs are all 12 µs off gets the closed form σ·(1 + (z/0.4)²)^¼, z = 12·6/7 µs / σ (its
+    misfit against the mean of 7 arrivals). Counted equally, the weak pair alone put
+    200/7 µs on each of its two receivers (σ × 5)."""
+    from heimdall.tdoa.correlate import PairDelay
+    from heimdall.tdoa.solve import ROBUST_SCALE, robust_sigma_s
+
+    nominal = np.full(7, 2.7e-6)
+    pairs = [PairDelay(a, b, 0.0, 300e-6 if (a, b) == (0, 1) else 4e-6, 1e-7, 0.9, 8)
+             for a in range(7) for b in range(a + 1, 7)]  # fmt: skip
+    weak = np.array([200e-6 if (p.a, p.b) == (0, 1) else 0.0 for p in pairs])
+    sigma = robust_sigma_s(weak, pairs, nominal)
+    assert np.all(sigma[:2] < 1.01 * nominal[:2])
+
+    strong = [p for p in pairs if (p.a, p.b) != (0, 1)] + [PairDelay(0, 1, 0.0, 4e-6, 1e-7, 0.9, 8)]
+    e = np.array([12e-6, 0, 0, 0, 0, 0, 0])
+    off = np.array([e[p.a] - e[p.b] for p in strong])
+    z = 12e-6 * 6 / 7 / 2.7e-6
+    expected = 2.7e-6 * (1 + (z / ROBUST_SCALE) ** 2) ** 0.25
+    assert robust_sigma_s(off, strong, nominal)[0] == pytest.approx(expected, rel=1e-6)
+
+
 def test_an_echo_pulled_receiver_leaves_the_truth_inside_the_95_ellipse():
     """A 4 µs pull on one of 7 receivers (nominal σ 1 µs, under the pair-outlier test): the fix
     moves, and its ellipse — from the receivers' σ as the residuals show them, not the robust
