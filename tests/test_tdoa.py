@@ -439,8 +439,8 @@ def _lf_station_fix(transmitter, weak_fourth: bool = False):
     pairs = [PairDelay(a, b, float(arrival[a] - arrival[b]),
                        float(np.hypot(3e-6 * np.sqrt(2), own)), own, 1.0, 8)
              for a, b, own in order]  # fmt: skip
-    incidence = np.zeros((len(order), count))
-    for row, (a, b, _) in enumerate(order):
+    incidence = np.zeros((len(order), count))  # written out, not solve.incidence: the
+    for row, (a, b, _) in enumerate(order):  # brute-force reference stays apart from the solver
         incidence[row, [a, b]] = [1.0, -1.0]
     own_s2 = np.diag([max(own, 1e-7) ** 2 for _, _, own in order])
     covariance_s2 = incidence @ incidence.T * (3e-6) ** 2 + own_s2

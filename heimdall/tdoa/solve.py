@@ -210,9 +210,8 @@ def empirical_sigma_s(
     leave one degree of freedom, a single misfit shared by all in fixed proportions that
     cannot tell which receiver is off (:func:`honest_covariance` widens those fixes by χ²/dof
     and along the likelihood's valley instead). The pairs count alike here, unlike in
-    :func:`robust_sigma_s`: weighed by their σ's, the misfits of receivers joined by weak pairs
-    shrank, and with them ellipses that those pairs' wander had rightly widened (weak pairs'
-    errors run to 3–4 σ; 0.2 s reference AM voice in 95 % 0.89 → 0.83)."""
+    :func:`robust_sigma_s`: a weak pair's wander (its errors run to 3–4 σ) rightly widens its
+    receivers' σ (README, *The robust fit weighs a receiver by its precise pairs*)."""
     nominal = np.asarray(receiver_sigma_s, dtype=np.float64)
     used = receivers_of(pairs)
     if len(used) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
@@ -299,11 +298,9 @@ def robust_sigma_s(
 ) -> np.ndarray:
     """Each receiver's σ (s) reweighted for a soft-L1 loss: σ·(1 + (z/``ROBUST_SCALE``)²)^¼,
     z its arrival misfit over σ. The misfit is fitted to the pairs each weighed by its own σ:
-    a weak pair's wrong peak (σ hundreds of µs) is that pair's error, not a share of it on each
-    of its receivers. Counted alike, one such pair put tens of µs of misfit on a receiver whose
-    strong pairs agreed to a few, and the fit gave those pairs away. Weighed, of 3182 simulated
-    fixes 902 moved closer to the truth and 781 further (README, *The robust fit weighs a
-    receiver by its precise pairs*)."""
+    a weak pair's wrong peak (σ hundreds of µs) is that pair's error, not a share of it laid on
+    each of its receivers, whose strong pairs the fit would then give away (README, *The
+    robust fit weighs a receiver by its precise pairs*)."""
     sigma = np.asarray(receiver_sigma_s, dtype=np.float64)
     pair_sigma_s = np.array([p.sigma_s for p in pairs])
     z = _arrival_misfit_s(residual_s, pairs, len(sigma), pair_sigma_s) / sigma
