@@ -296,8 +296,11 @@ def test_a_weak_pairs_wrong_peak_does_not_reweigh_the_receivers_it_joins():
     """The robust fit's receiver σ: one weak pair (σ 300 µs) 200 µs off leaves both of its
     receivers at their nominal σ, their six strong pairs agreeing; a receiver whose strong
     pairs are all 12 µs off gets the closed form σ·(1 + (z/0.4)²)^¼, z = 12·6/7 µs / σ (its
-    misfit against the mean of 7 arrivals). Counted equally, the weak pair alone put
-    200/7 µs on each of its two receivers (σ × 5)."""
+    misfit against the mean of 7 equally precise arrivals); a receiver timed only by weak
+    pairs, all 430 µs off, leaves the other six at their nominal σ. Counted equally, the weak
+    pair alone put 200/7 µs on each of its two receivers (σ × 5); against the plain mean of
+    the arrivals, the 430 µs receiver put 430/7 µs on each of the others (σ × 7.6), and the
+    fit gave their strong pairs away. With 4 receivers the plain mean stands."""
     from heimdall.tdoa.correlate import PairDelay
     from heimdall.tdoa.solve import ROBUST_SCALE, robust_sigma_s
 
@@ -314,6 +317,22 @@ def test_a_weak_pairs_wrong_peak_does_not_reweigh_the_receivers_it_joins():
     z = 12e-6 * 6 / 7 / 2.7e-6
     expected = 2.7e-6 * (1 + (z / ROBUST_SCALE) ** 2) ** 0.25
     assert robust_sigma_s(off, strong, nominal)[0] == pytest.approx(expected, rel=1e-6)
+
+    lone = [PairDelay(a, b, 0.0, 200e-6 if b == 6 else 4e-6, 1e-7, 0.9, 8)
+            for a in range(7) for b in range(a + 1, 7)]  # fmt: skip
+    late = np.array([430e-6 if p.b == 6 else 0.0 for p in lone])
+    sigma = robust_sigma_s(late, lone, nominal)
+    assert np.all(sigma[:6] < 1.01 * nominal[:6])
+    assert sigma[6] > 10 * nominal[6]
+
+    # four receivers cannot say which one is off: the plain mean stands, and the three
+    # strong ones read 430/4 µs each
+    four = [PairDelay(a, b, 0.0, 200e-6 if b == 3 else 4e-6, 1e-7, 0.9, 8)
+            for a in range(4) for b in range(a + 1, 4)]  # fmt: skip
+    late4 = np.array([430e-6 if p.b == 3 else 0.0 for p in four])
+    z4 = 430e-6 / 4 / 2.7e-6
+    expected4 = 2.7e-6 * (1 + (z4 / ROBUST_SCALE) ** 2) ** 0.25
+    assert robust_sigma_s(late4, four, nominal[:4])[0] == pytest.approx(expected4, rel=1e-6)
 
 
 def test_an_echo_pulled_receiver_leaves_the_truth_inside_the_95_ellipse():

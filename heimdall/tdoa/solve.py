@@ -300,10 +300,22 @@ def robust_sigma_s(
     z its arrival misfit over σ. The misfit is fitted to the pairs each weighed by its own σ:
     a weak pair's wrong peak (σ hundreds of µs) is that pair's error, not a share of it laid on
     each of its receivers, whose strong pairs the fit would then give away (README, *The
-    robust fit weighs a receiver by its precise pairs*)."""
+    robust fit weighs a receiver by its precise pairs*). For the same reason, with 5 or more
+    receivers it is measured from the arrivals' precision-weighted mean, not their plain mean:
+    a receiver timed only by weak pairs, hundreds of µs off, put a share of that on every
+    other receiver. With 3 or 4 the pairs cannot say which receiver is off (as in
+    :func:`empirical_sigma_s`), the mean only shares out a misfit no receiver owns, and the
+    plain one stands: the precision-weighted one moved 3-station LF fixes to the other
+    crossing (README, *The robust fit measures a receiver's misfit from the precise
+    arrivals*)."""
     sigma = np.asarray(receiver_sigma_s, dtype=np.float64)
     pair_sigma_s = np.array([p.sigma_s for p in pairs])
-    z = _arrival_misfit_s(residual_s, pairs, len(sigma), pair_sigma_s) / sigma
+    misfit = _arrival_misfit_s(residual_s, pairs, len(sigma), pair_sigma_s)
+    if len(receivers_of(pairs)) >= MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
+        # the pairs leave the common time free: each arrival's precision is Σ 1/σ² of its pairs
+        precision = np.abs(incidence(pairs, len(sigma))).T @ pair_sigma_s**-2.0
+        misfit = misfit - np.average(misfit, weights=precision)
+    z = misfit / sigma
     return sigma * (1.0 + (z / ROBUST_SCALE) ** 2) ** 0.25
 
 
