@@ -297,17 +297,12 @@ def robust_sigma_s(
     residual_s: np.ndarray, pairs: list[PairDelay], receiver_sigma_s: np.ndarray
 ) -> np.ndarray:
     """Each receiver's σ (s) reweighted for a soft-L1 loss: σ·(1 + (z/``ROBUST_SCALE``)²)^¼,
-    z its arrival misfit over σ. The misfit is fitted to the pairs each weighed by its own σ:
-    a weak pair's wrong peak (σ hundreds of µs) is that pair's error, not a share of it laid on
-    each of its receivers, whose strong pairs the fit would then give away (README, *The
-    robust fit weighs a receiver by its precise pairs*). For the same reason, with 5 or more
-    receivers it is measured from the arrivals' precision-weighted mean, not their plain mean:
-    a receiver timed only by weak pairs, hundreds of µs off, put a share of that on every
-    other receiver. With 3 or 4 the pairs cannot say which receiver is off (as in
-    :func:`empirical_sigma_s`), the mean only shares out a misfit no receiver owns, and the
-    plain one stands: the precision-weighted one moved 3-station LF fixes to the other
-    crossing (README, *The robust fit measures a receiver's misfit from the precise
-    arrivals*)."""
+    z its arrival misfit over σ. The misfit is fitted to the pairs each weighed by its own σ
+    and, with 5 or more receivers, measured from the arrivals' precision-weighted mean: neither
+    a weak pair's wrong peak nor a receiver timed only by weak pairs is laid on receivers whose
+    strong pairs the fit would then give away. With 3 or 4 the pairs cannot say which receiver
+    is off and the plain mean stands (README, *The robust fit weighs a receiver by its precise
+    pairs* and *… measures a receiver's misfit from the precise arrivals*)."""
     sigma = np.asarray(receiver_sigma_s, dtype=np.float64)
     pair_sigma_s = np.array([p.sigma_s for p in pairs])
     misfit = _arrival_misfit_s(residual_s, pairs, len(sigma), pair_sigma_s)
