@@ -216,7 +216,7 @@ def empirical_sigma_s(
     used = receivers_of(pairs)
     if len(used) < MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
         return nominal
-    misfit = _arrival_misfit_s(residual_s, pairs, len(nominal))
+    misfit = _arrival_misfit_s(residual_s, incidence(pairs, len(nominal)))
     # pair residuals fix the arrivals only up to a common time: each receiver is measured
     # from the median of all, not their mean (which one receiver's wrong peak moves for all)
     misfit = np.abs(misfit - np.median(misfit[used]))
@@ -305,23 +305,24 @@ def robust_sigma_s(
     pairs* and *… measures a receiver's misfit from the precise arrivals*)."""
     sigma = np.asarray(receiver_sigma_s, dtype=np.float64)
     pair_sigma_s = np.array([p.sigma_s for p in pairs])
-    misfit = _arrival_misfit_s(residual_s, pairs, len(sigma), pair_sigma_s)
+    rows = incidence(pairs, len(sigma))
+    misfit = _arrival_misfit_s(residual_s, rows, pair_sigma_s)
     if len(receivers_of(pairs)) >= MIN_RECEIVERS_FOR_EMPIRICAL_SIGMA:
         # the pairs leave the common time free: each arrival's precision is Σ 1/σ² of its pairs
-        precision = np.abs(incidence(pairs, len(sigma))).T @ pair_sigma_s**-2.0
+        precision = np.abs(rows).T @ pair_sigma_s**-2.0
         misfit = misfit - np.average(misfit, weights=precision)
     z = misfit / sigma
     return sigma * (1.0 + (z / ROBUST_SCALE) ** 2) ** 0.25
 
 
 def _arrival_misfit_s(
-    residual_s: np.ndarray, pairs: list[PairDelay], count: int,
-    pair_sigma_s: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
-    """Per receiver, the arrival-time misfit (zero mean) that best explains the pair residuals,
-    each pair weighed by 1/``pair_sigma_s`` (None: all alike)."""
-    weight = np.ones(len(pairs)) if pair_sigma_s is None else 1.0 / pair_sigma_s
-    return np.linalg.pinv(incidence(pairs, count) * weight[:, None]) @ (residual_s * weight)
+    residual_s: np.ndarray, rows: np.ndarray, pair_sigma_s: np.ndarray | None = None
+) -> np.ndarray:
+    """Per receiver, the arrival-time misfit (zero mean) that best explains the pair residuals
+    (``rows``: the pairs' :func:`incidence`), each pair weighed by 1/``pair_sigma_s`` (None:
+    all alike)."""
+    weight = np.ones(len(rows)) if pair_sigma_s is None else 1.0 / pair_sigma_s
+    return np.linalg.pinv(rows * weight[:, None]) @ (residual_s * weight)
 
 
 def incidence(pairs: list[PairDelay], count: int) -> np.ndarray:
