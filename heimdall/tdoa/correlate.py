@@ -5,13 +5,14 @@ strongest one's). The common window is cut into Hann sub-blocks. Spectral lines 
 pilots) and the bins their leakage dominates are left out of every correlation: a line's
 cross-spectrum phase is the carrier phase difference (receiver LO phases, sky-wave fading),
 not a group delay, and with the weight its SNR earns it would pull the peak to wherever the
-modulation's correlation lines up with that phase (:func:`spectral_lines`). Per block and pair the
-cross-spectrum, weighted by Knapp & Carter's maximum-likelihood GCC (coherence from both
-receivers' per-bin SNR), gives a correlation whose peak is the delay; a coarse search sums
-|correlation| over blocks (robust to a residual frequency offset), then each block's peak is
-refined below one sample on a fine lag grid. Block delays are combined with outlier rejection,
-each weighed by its own peak; their spread gives the statistical σ, to which both clocks'
-uncertainties and a systematic floor (unresolved multipath, wider for narrow signals) are added.
+modulation's correlation lines up with that phase (:func:`spectral_lines`). Per block and pair
+the cross-spectrum, weighted by Knapp & Carter's maximum-likelihood GCC (coherence from both
+receivers' SNR, each its gain × the emission's spectral shape: :func:`shared_snr`), gives a
+correlation whose peak is the delay; a coarse search sums |correlation| over blocks (robust to
+a residual frequency offset), then each block's peak is refined below one sample on a fine lag
+grid. Block delays are combined with outlier rejection, each weighed by its own peak; their
+spread gives the statistical σ, to which both clocks' uncertainties and a systematic floor
+(unresolved multipath, wider for narrow signals) are added.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from functools import cache
 import numpy as np
 import scipy.fft
 from scipy import stats
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, uniform_filter1d
 
 from heimdall.geo.distance import SPEED_OF_LIGHT_M_S, to_ecef
 from heimdall.schemas.errors import NoSignal
@@ -66,6 +67,8 @@ LINE_CONTRAST = 20.0  # it has fallen by this much: narrower than the block's re
 LINE_DOMINANT_SHARE = 0.2  # a line holding this share of the signal's power is left out …
 LEAK_SHARE = 0.25  # … with the bins where its leakage is over this share of the rest
 MAIN_LOBE_BINS = 4  # the Hann window's main lobe, ± padded bins
+SHAPE_SMOOTH_BINS = 9  # where the emission is: SNR over this running mean (≈ 2.7 independent bins)
+SHAPE_FALSE_BINS = 0.1  # … above what noise alone reads there in this many bins per spectrum
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def pair_delays(
     # Clock error and an unresolved echo belong to a receiver, not to a pair: every pair
     # with that receiver shares them (the solver weighs pairs with that covariance).
     receiver_s = np.sqrt(clocks**2 + floor_s**2 / 2)
-    snr = bin_snr(power, equivalent_blocks(rows.shape[1]))  # lines replaced: they weigh nothing
+    snr = shared_snr(power, equivalent_blocks(rows.shape[1]))  # lines replaced: they weigh nothing
     # below 30 MHz a fading sky wave sets which blocks peak best (block_weights): not weighed
     weigh_blocks = aligned.center_frequency_hz >= SKY_WAVE_TOP_HZ
     pairs = []
@@ -301,9 +304,57 @@ def bin_snr(power: np.ndarray, blocks: float) -> np.ndarray:
     as the mean, it would read every noise bin as SNR ≈ 0.7 on average and give thousands of
     them an ML weight, whose wide-band ripple moves a narrow signal's broad peak (the time
     signal's pair errors were ~10× Carter's σ)."""
-    shape = max(float(blocks), 1.0)
-    mean_noise = noise_floor(power) / stats.gamma(shape, scale=1.0 / shape).ppf(NOISE_PERCENTILE)
-    return np.clip(power / np.maximum(mean_noise, 1e-30) - 1.0, 0.0, 1e6)
+    return np.clip(power / mean_noise_power(power, blocks) - 1.0, 0.0, 1e6)
+
+
+def mean_noise_power(power: np.ndarray, shape: float) -> np.ndarray:
+    """Per receiver ``[R, 1]``, the noise's mean power: the :func:`noise_floor` percentile over
+    where it falls for a Gamma of ``shape`` (the independent powers each bin averages)."""
+    shape = max(float(shape), 1.0)
+    gamma = stats.gamma(shape, scale=1.0 / shape)
+    return np.maximum(noise_floor(power) / gamma.ppf(NOISE_PERCENTILE), 1e-30)
+
+
+def shared_snr(power: np.ndarray, blocks: float) -> np.ndarray:
+    """Per receiver and bin ``[R, F]``, the SNR as the receiver's gain × the emission's
+    spectral shape, from the power ``[R, F]`` averaged over ``blocks`` independent blocks.
+
+    Every receiver hears one emission, its spectrum scaled by the path. A weak receiver's own
+    per-bin SNR is mostly noise: of a 4-block average, 5 % of the noise bins read over 1 and
+    45 % over 0, so its pairs weighed thousands of noise bins across the band, whose ripple moved
+    the peak and whose frequencies made Carter's σ absurdly small (0.8 µs for a 0.2 s
+    time-signal pair 140 µs off). So the shape is the strongest receiver's own SNR
+    (:func:`bin_snr`) in the bins where, averaged over ``SHAPE_SMOOTH_BINS``, it stands above
+    what noise reads in ``SHAPE_FALSE_BINS`` of a spectrum's bins, zero elsewhere (noise bins
+    let in far from the band weigh most: at 0.1 % of the bins, a dozen, a weak pair's Carter σ
+    read 0.5–0.7 of its truth); each receiver's gain is the least-squares fit of its unclipped
+    SNR to that shape (1 for the strongest). Falls back to :func:`bin_snr` where no bin stands
+    out. A band only the strongest receiver hears (its own interference) is weighed at the
+    others too: noise there, no bias."""
+    raw = power / mean_noise_power(power, blocks) - 1.0  # unclipped: its noise averages out
+    shape = max(float(blocks), 1.0) * smoothing_gain(SHAPE_SMOOTH_BINS)
+    smoothed = uniform_filter1d(power, SHAPE_SMOOTH_BINS, axis=-1, mode="wrap")
+    smoothed_snr = smoothed / mean_noise_power(smoothed, shape) - 1.0
+    best = int(np.argmax(np.clip(smoothed_snr, 0.0, None).sum(axis=1)))
+    quantile = 1.0 - SHAPE_FALSE_BINS / power.shape[-1]
+    noise_reads = stats.gamma(shape, scale=1.0 / shape).ppf(quantile) - 1.0
+    template = np.where(smoothed_snr[best] > noise_reads, np.clip(raw[best], 0.0, None), 0.0)
+    energy = float(template @ template)
+    if energy <= 0.0:
+        return bin_snr(power, blocks)
+    gains = np.clip(raw @ template / energy, 0.0, None)
+    return np.minimum(gains[:, None] * template[None, :], 1e6)
+
+
+@cache
+def smoothing_gain(bins: int) -> float:
+    """How many independent noise powers a running mean of ``bins`` bins of the zero-padded
+    Hann spectrum holds: neighbouring bins' powers correlate by ρ², ρ = |DFT of w²| / Σw²."""
+    w2 = np.hanning(BLOCK) ** 2
+    rho = np.abs(np.fft.fft(w2, n=2 * BLOCK)) / w2.sum()
+    lags = np.arange(-(bins - 1), bins)
+    variance = np.sum((bins - np.abs(lags)) * rho[lags % (2 * BLOCK)] ** 2) / bins**2
+    return float(1.0 / variance)
 
 
 def remove_lo_offsets(aligned: Aligned, max_offset_hz: float = MAX_LO_OFFSET_HZ) -> np.ndarray:
@@ -342,15 +393,16 @@ def _pair(xa, xb, coherence, freqs, fs, max_lag_s, fine_samples, lobe_samples, w
     """(delay, σ_stat, quality, blocks) of one pair from per-block spectra ``[B, F]``.
 
     Weighting is Knapp & Carter's maximum-likelihood GCC: PHAT (1/|G|) times
-    |γ|²/(1 − |γ|²), the coherence taken from both receivers' per-bin SNR, so bins without
-    signal weigh nothing and strong bins do not drown the rest. The integer-lag peak of a lobe
-    many samples wide wanders with noise by more than a sample, so each block's peak is looked
-    for over ±``fine_samples`` (half a main lobe) around it: free enough that a weak pair's
-    blocks show how far noise moves the peak. The delay is the kept blocks' mean, each weighed
-    by its own peak (:func:`block_weights`; the peak of their summed magnitudes, tried instead,
-    was worse on 30 s LF sets, and so were, on 0.2 s captures, the peak of their coherent sum
-    and that sum's lobe as the coarse peak); σ is the largest of the blocks' weighted spread,
-    Carter's bound (:func:`ml_gcc_sigma_s`) and a rival peak's (:func:`_rival_s`)."""
+    |γ|²/(1 − |γ|²), the coherence taken from both receivers' SNR (:func:`shared_snr`), so bins
+    without signal weigh nothing and strong bins do not drown the rest. The integer-lag peak of
+    a lobe many samples wide wanders with noise by more than a sample, so each block's peak is
+    looked for over ±``fine_samples`` (half a main lobe) around it: free enough that a weak
+    pair's blocks show how far noise moves the peak. The delay is the kept blocks' mean, each
+    weighed by its own peak (:func:`block_weights`; the peak of their summed magnitudes, tried
+    instead, was worse on 30 s LF sets, and so were, on 0.2 s captures, the peak of their
+    coherent sum and that sum's lobe as the coarse peak); σ is the largest of the blocks'
+    weighted spread, Carter's bound (:func:`ml_gcc_sigma_s`) and a rival peak's
+    (:func:`_rival_s`)."""
     cross = xa * np.conj(xb)
     ml = coherence / np.maximum(1.0 - coherence, 1e-6)
     weights = ml / np.maximum(np.abs(cross), 1e-30)
