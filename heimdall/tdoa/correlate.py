@@ -321,7 +321,7 @@ def shared_snr(power: np.ndarray, blocks: float) -> np.ndarray:
 
     Every receiver hears one emission, its spectrum scaled by the path. A weak receiver's own
     per-bin SNR is mostly noise: of a 4-block average, 5 % of the noise bins read over 1 and
-    45 % over 0, so its pairs weighed thousands of noise bins across the band, whose ripple moved
+    43 % over 0, so its pairs weighed thousands of noise bins across the band, whose ripple moved
     the peak and whose frequencies made Carter's σ absurdly small (0.8 µs for a 0.2 s
     time-signal pair 140 µs off). So the shape is the strongest receiver's own SNR
     (:func:`bin_snr`) in the bins where, averaged over ``SHAPE_SMOOTH_BINS``, it stands above
