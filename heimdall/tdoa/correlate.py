@@ -338,10 +338,11 @@ def shared_snr(power: np.ndarray, blocks: float) -> np.ndarray:
     best = int(np.argmax(np.clip(smoothed_snr, 0.0, None).sum(axis=1)))
     quantile = 1.0 - SHAPE_FALSE_BINS / power.shape[-1]
     noise_reads = stats.gamma(shape, scale=1.0 / shape).ppf(quantile) - 1.0
-    template = np.where(smoothed_snr[best] > noise_reads, np.clip(raw[best], 0.0, None), 0.0)
+    own = np.clip(raw, 0.0, None)  # each receiver's own per-bin SNR (bin_snr's, uncapped)
+    template = np.where(smoothed_snr[best] > noise_reads, own[best], 0.0)
     energy = float(template @ template)
     if energy <= 0.0:
-        return bin_snr(power, blocks)
+        return np.minimum(own, 1e6)
     gains = np.clip(raw @ template / energy, 0.0, None)
     return np.minimum(gains[:, None] * template[None, :], 1e6)
 
