@@ -53,8 +53,11 @@ HANN_EFFICIENCY = 0.375  # Σw²/N of a Hann window: the share of each block the
 MAX_LO_OFFSET_HZ = 1000.0  # receivers' LO differences searched
 LO_FFT = 1 << 18
 LO_SMOOTH_BINS = 3
-ECHO_FLOOR_S = 3.2e-6  # echoes 0.5–20 µs, −20…−3 dB: cov95 ≈ 0.95, cov50 as low as the tail allows
-NARROW_FLOOR_S_HZ = 0.003  # × 1/RMS bandwidth: CW (≈ 20 Hz) → ≈ 150 µs
+ECHO_FLOOR_S = 3.2e-6  # below 30 MHz, with NARROW_FLOOR_S_HZ (fitted with the sky-wave terms)
+NARROW_FLOOR_S_HZ = 0.003  # × 1/RMS bandwidth below 30 MHz: CW (≈ 20 Hz) → ≈ 150 µs
+VHF_ECHO_FLOOR_S = 3.5e-6  # echoes 0.5–20 µs, −20…−3 dB: with the next, cov95 ≈ 0.90–0.97
+VHF_NARROW_FLOOR_S_HZ = 0.0014  # × 1/RMS bandwidth: NFM (≈ 2 kHz) 3.56 µs ≈ 3.2 ⊕ 0.003/B as
+# before, the time signal (≈ 400 Hz) 4.9 µs instead of 7.9 (systematic_floor_s)
 SKY_FLOOR_S_HZ = 0.015  # × 1/RMS bandwidth: a sky wave's pull (MF/HF); hf cov95 0.93–0.95
 SKY_WAVE_BOTTOM_HZ = 300_000.0
 SKY_WAVE_TOP_HZ = 30_000_000.0
@@ -91,19 +94,26 @@ def systematic_floor_s(
     capture ``duration_s`` long.
 
     An unresolved echo moves the peak by up to g·δ/(1+g) (µs for the 0.5–20 µs echoes of
-    VHF); a narrow signal locates only its edges (∝ 1/B). Below 30 MHz receivers carry fixed
-    biases of a few µs (antenna, cable, filters), and a sky wave 50–500 µs late, unresolved,
-    shifts the peak by a share of the main lobe (∝ 1/B): from 300 kHz to 30 MHz a term of its
-    own (comparable at night); at LF, where the ground wave wins by day (D-layer absorption),
-    the narrow term fitted with it in. The sky wave's pull turns with its fading phase, so a
-    capture of N fading periods sees ~1/√N of it (:func:`sky_fading_average`): below 30 MHz
-    both 1/B terms shrink with the capture's length. Fitted on the TDoA simulator with all of
-    these (``heimdall eval --method tdoa``; 30 s LF sets: ``scripts/lf_time_signal_sets.py``).
+    VHF); a narrow signal locates only its edges (∝ 1/B). At VHF the two are refitted: the
+    floor below 30 MHz (3.2 µs ⊕ 0.003/B) held the error of 0.2 s time-signal pairs of peak
+    quality over 0.8 (B ≈ 400 Hz) within 0.674 σ 71 % of the time, this one 62 %
+    (``scripts/pair_calibration.py --samples 10000 reference 100 777001 time-signal``); at
+    B ≈ 1–2.6 kHz (NFM, FSK, AM, FM + carrier) it moved by −12 to +4 %.
+
+    Below 30 MHz receivers carry fixed biases of a few µs (antenna, cable, filters), and a sky
+    wave 50–500 µs late, unresolved, shifts the peak by a share of the main lobe (∝ 1/B): from
+    300 kHz to 30 MHz a term of its own (comparable at night); at LF, where the ground wave wins
+    by day (D-layer absorption), the narrow term fitted with it in (halved there too, 40
+    three-station 30 s sets held their truth 31 times, not 33: ``scripts/lf_time_signal_sets.py
+    40 2021``). The sky wave's pull turns with its fading phase, so a capture of N fading periods
+    sees ~1/√N of it (:func:`sky_fading_average`): below 30 MHz both 1/B terms shrink with the
+    capture's length. Fitted on the TDoA simulator with all of these (``heimdall eval --method
+    tdoa``; 30 s LF sets: ``scripts/lf_time_signal_sets.py``).
     At night, or with a sky wave that fades slower than ``SKY_FADING_S``, the ellipses are too
     small (README)."""
     bandwidth = max(rms_bandwidth_hz, 1.0)
     if frequency_hz >= SKY_WAVE_TOP_HZ:
-        return float(np.hypot(ECHO_FLOOR_S, NARROW_FLOOR_S_HZ / bandwidth))
+        return float(np.hypot(VHF_ECHO_FLOOR_S, VHF_NARROW_FLOOR_S_HZ / bandwidth))
     band_limited = [NARROW_FLOOR_S_HZ / bandwidth]
     if frequency_hz >= SKY_WAVE_BOTTOM_HZ:
         band_limited.append(SKY_FLOOR_S_HZ / bandwidth)
