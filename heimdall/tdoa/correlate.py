@@ -55,7 +55,7 @@ LO_FFT = 1 << 18
 LO_SMOOTH_BINS = 3
 ECHO_FLOOR_S = 3.2e-6  # below 30 MHz, with NARROW_FLOOR_S_HZ (fitted with the sky-wave terms)
 NARROW_FLOOR_S_HZ = 0.003  # × 1/RMS bandwidth below 30 MHz: CW (≈ 20 Hz) → ≈ 150 µs
-VHF_ECHO_FLOOR_S = 3.5e-6  # echoes 0.5–20 µs, −20…−3 dB: with the next, cov95 ≈ 0.90–0.97
+VHF_ECHO_FLOOR_S = 3.5e-6  # echoes 0.5–20 µs, −20…−3 dB: with the next, cov95 0.89–0.97 but CW
 VHF_NARROW_FLOOR_S_HZ = 0.0014  # × 1/RMS bandwidth: NFM (≈ 2 kHz) 3.56 µs ≈ 3.2 ⊕ 0.003/B as
 # before, the time signal (≈ 400 Hz) 4.9 µs instead of 7.9 (systematic_floor_s)
 SKY_FLOOR_S_HZ = 0.015  # × 1/RMS bandwidth: a sky wave's pull (MF/HF); hf cov95 0.93–0.95
