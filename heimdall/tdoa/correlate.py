@@ -314,15 +314,27 @@ def bin_snr(power: np.ndarray, blocks: float) -> np.ndarray:
     as the mean, it would read every noise bin as SNR ≈ 0.7 on average and give thousands of
     them an ML weight, whose wide-band ripple moves a narrow signal's broad peak (the time
     signal's pair errors were ~10× Carter's σ)."""
-    return np.clip(power / mean_noise_power(power, blocks) - 1.0, 0.0, 1e6)
+    return np.clip(excess_snr(power, blocks), 0.0, 1e6)
+
+
+def excess_snr(power: np.ndarray, shape: float) -> np.ndarray:
+    """Per receiver and bin, the power ``[R, F]`` over the noise's mean power, minus 1:
+    unclipped, so that noise bins average to 0 (:func:`mean_noise_power`)."""
+    return power / mean_noise_power(power, shape) - 1.0
 
 
 def mean_noise_power(power: np.ndarray, shape: float) -> np.ndarray:
     """Per receiver ``[R, 1]``, the noise's mean power: the :func:`noise_floor` percentile over
     where it falls for a Gamma of ``shape`` (the independent powers each bin averages)."""
-    shape = max(float(shape), 1.0)
-    gamma = stats.gamma(shape, scale=1.0 / shape)
-    return np.maximum(noise_floor(power) / gamma.ppf(NOISE_PERCENTILE), 1e-30)
+    quantile = gamma_mean_quantile(max(float(shape), 1.0), NOISE_PERCENTILE)
+    return np.maximum(noise_floor(power) / quantile, 1e-30)
+
+
+@cache
+def gamma_mean_quantile(shape: float, quantile: float) -> float:
+    """The ``quantile`` of the mean of ``shape`` independent unit-mean exponential powers
+    (Gamma(shape, 1/shape)): computed once per block count, not per job."""
+    return float(stats.gamma(shape, scale=1.0 / shape).ppf(quantile))
 
 
 def shared_snr(power: np.ndarray, blocks: float) -> np.ndarray:
@@ -341,13 +353,13 @@ def shared_snr(power: np.ndarray, blocks: float) -> np.ndarray:
     SNR to that shape (1 for the strongest). Falls back to :func:`bin_snr` where no bin stands
     out. A band only the strongest receiver hears (its own interference) is weighed at the
     others too: noise there, no bias."""
-    raw = power / mean_noise_power(power, blocks) - 1.0  # unclipped: its noise averages out
+    raw = excess_snr(power, blocks)  # unclipped: its noise averages out in the gains' fit
     shape = max(float(blocks), 1.0) * smoothing_gain(SHAPE_SMOOTH_BINS)
     smoothed = uniform_filter1d(power, SHAPE_SMOOTH_BINS, axis=-1, mode="wrap")
-    smoothed_snr = smoothed / mean_noise_power(smoothed, shape) - 1.0
+    smoothed_snr = excess_snr(smoothed, shape)
     best = int(np.argmax(np.clip(smoothed_snr, 0.0, None).sum(axis=1)))
     quantile = 1.0 - SHAPE_FALSE_BINS / power.shape[-1]
-    noise_reads = stats.gamma(shape, scale=1.0 / shape).ppf(quantile) - 1.0
+    noise_reads = gamma_mean_quantile(shape, quantile) - 1.0
     own = np.clip(raw, 0.0, None)  # each receiver's own per-bin SNR (bin_snr's, uncapped)
     template = np.where(smoothed_snr[best] > noise_reads, own[best], 0.0)
     energy = float(template @ template)
